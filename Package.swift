@@ -1,0 +1,127 @@
+// swift-tools-version:6.1
+// mcp-gateway: a production gateway for the Model Context Protocol.
+// Module boundaries follow ../shared/design/ARCHITECTURE.md: a pure core, thin I/O shells.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "mcp-gateway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mcp-gateway", targets: ["mcp-gateway"]),
+        .executable(name: "ExampleServer", targets: ["ExampleServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // Pure core: value types and state machines, no networking, no processes.
+        .target(
+            name: "GatewayCore",
+            dependencies: [.product(name: "Collections", package: "swift-collections")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "GatewayConfig",
+            dependencies: ["GatewayCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "GatewayAuth",
+            dependencies: ["GatewayCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "GatewayObservability",
+            dependencies: ["GatewayCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "GatewayPlugins",
+            dependencies: ["GatewayCore"],
+            swiftSettings: strict
+        ),
+        // One C function Glibc's overlay lacks (pipe2 with O_CLOEXEC).
+        .target(name: "CGatewayShims"),
+        .target(
+            name: "GatewayBackends",
+            dependencies: [
+                "CGatewayShims", "GatewayCore", "GatewayConfig", "GatewayPlugins", "GatewayObservability",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: strict
+        ),
+        // The router's I/O shell, shared by every transport (HTTP now, stdio mode later): backends, catalog
+        // snapshot, per-replica session table.
+        .target(
+            name: "GatewayRuntime",
+            dependencies: [
+                "GatewayCore", "GatewayConfig", "GatewayBackends", "GatewayPlugins", "GatewayObservability",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "GatewayHTTP",
+            dependencies: [
+                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayBackends", "GatewayPlugins", "GatewayObservability", "GatewayRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "mcp-gateway",
+            dependencies: [
+                "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayBackends", "GatewayPlugins",
+                "GatewayObservability", "GatewayHTTP", "GatewayRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "ExampleServer",
+            dependencies: ["GatewayCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GatewayCoreTests",
+            dependencies: ["GatewayCore", "GatewayPlugins"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GatewayConfigTests",
+            dependencies: ["GatewayConfig", "GatewayCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GatewayAuthTests",
+            dependencies: ["GatewayAuth", "GatewayCore"],
+            swiftSettings: strict
+        ),
+    ]
+)

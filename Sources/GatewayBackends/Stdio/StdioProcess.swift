@@ -1,0 +1,484 @@
+import Foundation
+import GatewayConfig
+import GatewayCore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One stdio MCP server process and the gateway's client side of it (2025-11-25/basic/transports#stdio).
+///
+/// Many client calls are multiplexed over its pipe: each gets a fresh backend-side request id (and progress
+/// token) that is mapped back to the caller, so concurrent sessions never see each other's replies
+/// (MUST item 5). All mutable state is confined to `eventLoop`.
+final class StdioProcess: @unchecked Sendable {
+    enum State { case idle, starting, ready, stopping, exited }
+
+    enum Pending {
+        case handshake(EventLoopPromise<JSONValue>)
+        case call(sink: any BackendCallSink, clientToken: JSONValue?)
+    }
+
+    let backendName: String
+    let eventLoop: any EventLoop
+    private let config: StdioBackendConfig
+    private let logger: Logger
+    private let maximumLineLength: Int
+    private(set) var state: State = .idle
+    private var child: ChildProcess?
+    private var channel: (any Channel)?
+    private var stderrChannel: (any Channel)?
+    private var nextRequestID = 1
+    private var pending: [Int: Pending] = [:]
+    private var exitPromise: EventLoopPromise<Void>
+    private var waitingForReady: [(BackendCall, any BackendCallSink, StdioInFlight)] = []
+    /// Called once on the event loop when the process is gone (crash, exit or shutdown).
+    var onExit: ((ChildProcess.Exit?) -> Void)?
+    /// Called on the event loop when the server says its tool list changed.
+    var onToolsListChanged: (() -> Void)?
+
+    private(set) var tools: [JSONObject] = []
+    private(set) var serverCapabilities = JSONObject()
+
+    var pid: Int32? { child?.pid }
+    var inFlightCount: Int { pending.count }
+
+    init(backendName: String, config: StdioBackendConfig, eventLoop: any EventLoop, logger: Logger, maximumLineLength: Int = 64 * 1024 * 1024) {
+        self.backendName = backendName
+        self.config = config
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.maximumLineLength = maximumLineLength
+        self.exitPromise = eventLoop.makePromise()
+    }
+
+    /// Spawns the process and performs the handshake: `initialize`, then `notifications/initialized`, then
+    /// `tools/list` (following cursors) when the server has tools (2025-11-25/basic/lifecycle#initialization).
+    func start(handshakeTimeout: Duration) -> EventLoopFuture<Void> {
+        eventLoop.preconditionInEventLoop()
+        state = .starting
+        let child: ChildProcess
+        do {
+            let loop = eventLoop
+            child = try ChildProcess.spawn(config) { [weak self] exit in
+                loop.execute { self?.processExited(exit) }
+            }
+        } catch {
+            state = .exited
+            exitPromise.succeed()
+            failWaiting(reason: "\(error)")
+            return eventLoop.makeFailedFuture(error)
+        }
+        self.child = child
+        logger.info("backend process started", metadata: ["pid": "\(child.pid)", "command": "\(config.command[0])"])
+        let stdoutHandler = StdoutHandler(process: self)
+        let lineLimit = maximumLineLength
+        let stdoutFuture = NIOPipeBootstrap(group: eventLoop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLength: lineLimit)))
+                    try channel.pipeline.syncOperations.addHandler(stdoutHandler)
+                }
+            }
+            .takingOwnershipOfDescriptors(input: child.stdoutRead, output: child.stdinWrite)
+        let stderrHandler = StderrHandler(logger: logger)
+        let stderrFuture = NIOPipeBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLength: 64 * 1024)))
+                    try channel.pipeline.syncOperations.addHandler(stderrHandler)
+                }
+            }
+            .takingOwnershipOfDescriptor(input: child.stderrRead)
+
+        return stdoutFuture.and(stderrFuture).flatMap { channels -> EventLoopFuture<JSONValue> in
+            self.channel = channels.0
+            self.stderrChannel = channels.1
+            return self.request("initialize", params: [
+                "protocolVersion": .string(ProtocolVersion.latest.rawValue),
+                "capabilities": .object(JSONObject()),
+                "clientInfo": ["name": "mcp-gateway", "version": .string(GatewayVersion.version)],
+            ])
+        }
+        .flatMap { result -> EventLoopFuture<Void> in
+            self.serverCapabilities = result["capabilities"]?.objectValue ?? JSONObject()
+            self.notify("notifications/initialized", params: nil)
+            guard self.serverCapabilities["tools"] != nil else { return self.eventLoop.makeSucceededVoidFuture() }
+            return self.listTools(cursor: nil, accumulated: []).map { self.tools = $0 }
+        }
+        .withTimeout(handshakeTimeout, on: eventLoop, description: "the MCP handshake with backend '\(backendName)'")
+        .map {
+            guard self.state == .starting else { return }
+            self.state = .ready
+            self.logger.info("backend ready", metadata: ["pid": "\(child.pid)", "tools": "\(self.tools.count)"])
+            let waiting = self.waitingForReady
+            self.waitingForReady = []
+            for (call, sink, handle) in waiting { self.send(call, sink: sink, handle: handle) }
+        }
+        .flatMapErrorThrowing { error in
+            self.logger.error("backend failed to start", metadata: ["error": "\(error)"])
+            self.failWaiting(reason: "it failed to start: \(error)")
+            _ = self.terminate(grace: .milliseconds(500))
+            throw error
+        }
+    }
+
+    /// Re-reads the tool list (after `notifications/tools/list_changed`).
+    func refreshTools() -> EventLoopFuture<Void> {
+        guard state == .ready else { return eventLoop.makeSucceededVoidFuture() }
+        return listTools(cursor: nil, accumulated: []).map { self.tools = $0 }
+    }
+
+    private func listTools(cursor: String?, accumulated: [JSONObject]) -> EventLoopFuture<[JSONObject]> {
+        var params = JSONObject()
+        if let cursor { params["cursor"] = .string(cursor) }
+        return request("tools/list", params: params).flatMap { result in
+            var tools = accumulated
+            for tool in result["tools"]?.arrayValue ?? [] {
+                if let object = tool.objectValue { tools.append(object) }
+            }
+            if let next = result["nextCursor"]?.stringValue, !next.isEmpty, tools.count < 100_000 {
+                return self.listTools(cursor: next, accumulated: tools)
+            }
+            return self.eventLoop.makeSucceededFuture(tools)
+        }
+    }
+
+    // MARK: - Calls
+
+    /// Sends a client call, or queues it while the handshake is still running.
+    func send(_ call: BackendCall, sink: any BackendCallSink, handle: StdioInFlight) {
+        eventLoop.preconditionInEventLoop()
+        switch state {
+        case .starting, .idle:
+            waitingForReady.append((call, sink, handle))
+            return
+        case .stopping, .exited:
+            sink.backendFinished(.error(.backendUnavailable(backendName, "its process is not running")))
+            return
+        case .ready:
+            break
+        }
+        guard !handle.isCancelled else { return }
+        let id = nextRequestID
+        nextRequestID += 1
+        var params = call.params
+        if call.progressToken != nil {
+            // The backend-side token is the backend-side request id: unique among this process's active requests.
+            var meta = params["_meta"]?.objectValue ?? JSONObject()
+            meta["progressToken"] = .number(JSONNumber(id))
+            params["_meta"] = .object(meta)
+        }
+        pending[id] = .call(sink: sink, clientToken: call.progressToken)
+        handle.attach(process: self, id: id)
+        write(JSONRPCRequest(id: RequestID(id), method: call.method, params: params).serialized())
+    }
+
+    /// Cancels a call: its reply will be dropped and the server is told (basic/utilities/cancellation).
+    func cancel(id: Int, reason: String) {
+        eventLoop.preconditionInEventLoop()
+        guard pending.removeValue(forKey: id) != nil else { return }
+        notify("notifications/cancelled", params: ["requestId": .number(JSONNumber(id)), "reason": .string(reason)])
+    }
+
+    private func request(_ method: String, params: JSONObject?) -> EventLoopFuture<JSONValue> {
+        let id = nextRequestID
+        nextRequestID += 1
+        let promise = eventLoop.makePromise(of: JSONValue.self)
+        pending[id] = .handshake(promise)
+        write(JSONRPCRequest(id: RequestID(id), method: method, params: params).serialized())
+        return promise.futureResult
+    }
+
+    private func notify(_ method: String, params: JSONObject?) {
+        write(JSONRPCNotification(method: method, params: params).serialized())
+    }
+
+    private func respond(id: JSONValue, _ body: [UInt8]) {
+        write(body)
+    }
+
+    private func write(_ message: [UInt8]) {
+        guard let channel else { return }
+        var buffer = channel.allocator.buffer(capacity: message.count + 1)
+        buffer.writeBytes(message)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    // MARK: - Inbound
+
+    /// One line from the server's stdout. Only the envelope is parsed; a result's raw bytes go to the client.
+    func received(line: ByteBuffer) {
+        let bytes = Array(line.readableBytesView)
+        guard !bytes.isEmpty else { return }
+        let scan: JSONScan
+        do {
+            scan = try JSONParser.scan(bytes, maxDepth: 512)
+        } catch {
+            logger.warning("skipped a line on stdout that is not JSON (stdio servers must write only MCP messages there)", metadata: [
+                "line": "\(String(decoding: bytes.prefix(200), as: UTF8.self))", "error": "\(error)",
+            ])
+            return
+        }
+        guard case .object(let members) = scan else {
+            logger.warning("skipped a JSON value on stdout that is not a JSON-RPC object")
+            return
+        }
+        var idRange: Range<Int>?, methodRange: Range<Int>?, resultRange: Range<Int>?, errorRange: Range<Int>?, paramsRange: Range<Int>?
+        for member in members {
+            switch member.key {
+            case "id": idRange = member.range
+            case "method": methodRange = member.range
+            case "result": resultRange = member.range
+            case "error": errorRange = member.range
+            case "params": paramsRange = member.range
+            default: break
+            }
+        }
+        func value(_ range: Range<Int>?) -> JSONValue? {
+            guard let range else { return nil }
+            return try? JSONParser.parse(bytes[range], maxDepth: 512)
+        }
+        if let methodRange, let method = value(methodRange)?.stringValue {
+            let params = value(paramsRange)?.objectValue
+            if let id = value(idRange) {
+                serverRequest(id: id, method: method)
+            } else {
+                serverNotification(method: method, params: params)
+            }
+            return
+        }
+        guard let id = value(idRange)?.intValue, let entry = pending.removeValue(forKey: id) else {
+            return // A late reply to a cancelled or timed-out request: dropped (cancellation#timing).
+        }
+        switch entry {
+        case .handshake(let promise):
+            if let result = value(resultRange) {
+                promise.succeed(result)
+            } else {
+                let error = value(errorRange).flatMap(JSONRPCError.init(json:)) ?? .internalError("malformed reply")
+                promise.fail(error)
+            }
+        case .call(let sink, _):
+            if let resultRange {
+                sink.backendFinished(.result(Array(bytes[resultRange])))
+            } else if let error = value(errorRange).flatMap(JSONRPCError.init(json:)) {
+                sink.backendFinished(.error(error))
+            } else {
+                sink.backendFinished(.error(.internalError("backend '\(backendName)' sent a reply with neither result nor error")))
+            }
+        }
+    }
+
+    /// A request from the server. `ping` is answered; relaying sampling, elicitation and roots to clients comes
+    /// with the full protocol surface, until then the server is told plainly that the method is unavailable.
+    private func serverRequest(id: JSONValue, method: String) {
+        guard let requestID = RequestID(id) else { return }
+        if method == "ping" {
+            write(JSONRPCEncoder.response(id: requestID, result: .object(JSONObject())))
+        } else {
+            write(JSONRPCEncoder.error(id: requestID, JSONRPCError(code: JSONRPCErrorCode.methodNotFound, message: "The gateway does not relay \(method) to clients")))
+        }
+    }
+
+    private func serverNotification(method: String, params: JSONObject?) {
+        switch method {
+        case "notifications/progress":
+            guard let params, let token = params["progressToken"]?.intValue, case .call(let sink, let clientToken)? = pending[token],
+                  let clientToken else { return }
+            var forwarded = params
+            forwarded["progressToken"] = clientToken
+            sink.backendProgress(forwarded)
+        case "notifications/tools/list_changed":
+            onToolsListChanged?()
+        case "notifications/message":
+            logger.info("backend log message", metadata: [
+                "backend_level": "\(params?["level"]?.stringValue ?? "info")",
+                "data": "\(params?["data"].map { $0.jsonString } ?? "")",
+            ])
+        default:
+            logger.debug("backend notification not relayed", metadata: ["method": "\(method)"])
+        }
+    }
+
+    // MARK: - Exit and shutdown
+
+    /// The child's stdout reached EOF or the pipe broke: treat the process as gone for calls now, even before
+    /// it is reaped, so every call in flight fails at once.
+    func pipeClosed() {
+        guard state != .exited else { return }
+        failAll(reason: state == .stopping ? "it is shutting down" : "its process exited")
+    }
+
+    private func processExited(_ exit: ChildProcess.Exit) {
+        let wasStopping = state == .stopping
+        state = .exited
+        failAll(reason: "its process \(exit)")
+        if wasStopping {
+            logger.info("backend process stopped", metadata: ["pid": "\(child?.pid ?? 0)", "exit": "\(exit)"])
+        } else {
+            logger.error("backend process exited unexpectedly", metadata: ["pid": "\(child?.pid ?? 0)", "exit": "\(exit)"])
+        }
+        channel?.close(promise: nil)
+        stderrChannel?.close(promise: nil)
+        exitPromise.succeed()
+        let callback = onExit
+        onExit = nil
+        callback?(exit)
+    }
+
+    private func failAll(reason: String) {
+        let entries = pending
+        pending.removeAll()
+        for (_, entry) in entries {
+            switch entry {
+            case .handshake(let promise): promise.fail(JSONRPCError.backendUnavailable(backendName, reason))
+            case .call(let sink, _): sink.backendFinished(.error(.backendUnavailable(backendName, reason)))
+            }
+        }
+        failWaiting(reason: reason)
+    }
+
+    private func failWaiting(reason: String) {
+        let waiting = waitingForReady
+        waitingForReady = []
+        for (_, sink, _) in waiting { sink.backendFinished(.error(.backendUnavailable(backendName, reason))) }
+    }
+
+    /// Stops the process as the spec orders it (2025-11-25/basic/lifecycle#shutdown): close stdin, wait,
+    /// SIGTERM, wait, SIGKILL. Completes once the child has been reaped.
+    func terminate(grace: Duration) -> EventLoopFuture<Void> {
+        eventLoop.preconditionInEventLoop()
+        guard let child, state != .exited else {
+            state = .exited
+            return exitPromise.futureResult
+        }
+        if state != .stopping {
+            state = .stopping
+            failAll(reason: "it is shutting down")
+            channel?.close(mode: .output, promise: nil)
+            let nanos = grace.nanoseconds
+            eventLoop.scheduleTask(in: .nanoseconds(nanos)) {
+                guard self.state != .exited else { return }
+                self.logger.warning("backend did not exit after stdin closed; sending SIGTERM", metadata: ["pid": "\(child.pid)"])
+                child.signal(SIGTERM)
+                self.eventLoop.scheduleTask(in: .nanoseconds(nanos)) {
+                    guard self.state != .exited else { return }
+                    self.logger.warning("backend did not exit after SIGTERM; sending SIGKILL", metadata: ["pid": "\(child.pid)"])
+                    child.signal(SIGKILL)
+                }
+            }
+        }
+        return exitPromise.futureResult
+    }
+}
+
+/// A call's handle: cancellation hops to the process's event loop, where the id is known.
+final class StdioInFlight: BackendInFlight, @unchecked Sendable {
+    // Confined to the owning process's event loop.
+    private weak var process: StdioProcess?
+    private var id: Int?
+    private(set) var isCancelled = false
+    private let eventLoop: any EventLoop
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func attach(process: StdioProcess, id: Int) {
+        self.process = process
+        self.id = id
+    }
+
+    func cancel(reason: String) {
+        eventLoop.execute {
+            self.isCancelled = true
+            if let id = self.id { self.process?.cancel(id: id, reason: reason) }
+        }
+    }
+}
+
+/// Reads the server's stdout lines into the process.
+final class StdoutHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let process: StdioProcess
+
+    init(process: StdioProcess) {
+        self.process = process
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        process.received(line: unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let oversized = event as? OversizedLine {
+            context.fireErrorCaught(StdioProtocolError.oversizedLine(oversized.length))
+        } else if event is ChannelEvent, case .inputClosed = event as! ChannelEvent {
+            process.pipeClosed()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        process.pipeClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case StdioProtocolError.oversizedLine = error { return }
+        context.close(promise: nil)
+    }
+}
+
+enum StdioProtocolError: Error {
+    case oversizedLine(Int)
+}
+
+/// Drains the server's stderr continuously into the log under the backend's name (the child must never block
+/// on a full pipe; stderr is logs, not errors: 2025-11-25/basic/transports#stdio).
+final class StderrHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        let text = String(decoding: line.readableBytesView, as: UTF8.self)
+        guard !text.isEmpty else { return }
+        logger.info("\(text)", metadata: ["source": "stderr"])
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+extension EventLoopFuture {
+    /// Fails with a timeout error if the future has not completed in time.
+    func withTimeout(_ timeout: Duration, on eventLoop: any EventLoop, description: String) -> EventLoopFuture<Value> {
+        let promise = eventLoop.makePromise(of: Value.self)
+        let timer = eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            promise.fail(TimeoutError(description: "\(description) did not complete within \(DurationFormat.describe(timeout))"))
+        }
+        whenComplete { result in
+            timer.cancel()
+            promise.completeWith(result)
+        }
+        return promise.futureResult
+    }
+}
+
+struct TimeoutError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// The gateway's version, reported to backends as `clientInfo` and to clients as `serverInfo`.
+public enum GatewayVersion {
+    public static let version = "0.1.0"
+    public static let name = "mcp-gateway"
+}

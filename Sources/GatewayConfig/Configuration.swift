@@ -1,0 +1,189 @@
+import GatewayCore
+
+/// The typed, validated configuration (../shared/design/CONTRACT.md, "Configuration"). Every value has been
+/// checked by `ConfigLoader`; defaults are the contract's. `docs/configuration.md` documents each key.
+public struct GatewayConfiguration: Sendable {
+    public var server = ServerConfig()
+    public var sessions = SessionsConfig()
+    public var auth = AuthConfig()
+    public var limits = LimitsConfig()
+    public var tools = ToolsConfig()
+    /// In the order the file lists them: the order of `tools/list` and of resolution ties.
+    public var backends: [BackendConfig] = []
+    public var observability = ObservabilityConfig()
+    /// Where the file came from, for messages.
+    public var sourcePath = ""
+    /// Non-fatal remarks (keys accepted but not enforced by this build), logged at start and printed by `check`.
+    public var notices: [ConfigProblem] = []
+
+    public init() {}
+
+    public func backend(named name: String) -> BackendConfig? { backends.first { $0.name == name } }
+}
+
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.") }
+}
+
+public struct ServerConfig: Sendable {
+    /// Loopback by default (MUST item 11; DEVELOPERS.md rule 5).
+    public var listen = ListenAddress(host: "127.0.0.1", port: 8080)
+    public var endpoint = "/mcp"
+    public var publicURL: String?
+    public var legacySSE = false
+    public var sseKeepalive: Duration = .seconds(15)
+    public var allowedOrigins: [String] = []
+    public var tls: TLSConfig?
+    public var maxBody = 4 * 1024 * 1024
+    public var maxJSONDepth = 64
+    public var requestTimeout: Duration = .seconds(60)
+    public var shutdownGrace: Duration = .seconds(30)
+    /// Event-loop threads; 0 means one per core.
+    public var threads = 0
+}
+
+public struct TLSConfig: Sendable {
+    public var cert: String
+    public var key: String
+    public var clientCA: String?
+    public var minVersion = "1.2"
+}
+
+public struct SessionsConfig: Sendable {
+    public var idleTimeout: Duration = .seconds(30 * 60)
+    public var max = 10_000
+    public var replayBuffer = 256
+    /// Raw 32-byte AEAD keys; the first seals, all open. Empty: a random key per process.
+    public var keys: [[UInt8]] = []
+    /// A sealed id older than this is refused even if it is still in use (bounds a stolen id's worth).
+    public var maxLifetime: Duration = .seconds(24 * 3600)
+}
+
+public enum AuthMode: String, Sendable, CaseIterable { case none, oauth, apiKey = "api_key", oauthOrAPIKey = "oauth_or_api_key" }
+
+public struct AuthConfig: Sendable {
+    public var mode: AuthMode = .none
+}
+
+public struct RateLimit: Sendable, Equatable {
+    public var rate: Double
+    public var per: Duration
+    public var burst: Int
+}
+
+public struct ToolRateLimit: Sendable, Equatable {
+    public var tool: String
+    public var limit: RateLimit
+}
+
+public struct LimitsConfig: Sendable {
+    public var perPrincipal: RateLimit?
+    public var perTenant: RateLimit?
+    public var perTool: [ToolRateLimit] = []
+    public var maxInflight = 4096
+}
+
+public enum ValidationMode: String, Sendable, CaseIterable { case strict, lenient, off }
+
+public struct ToolsConfig: Sendable {
+    public var separator = "__"
+    public var validation: ValidationMode = .strict
+}
+
+public enum Isolation: String, Sendable, CaseIterable { case shared, session }
+
+public struct StdioBackendConfig: Sendable, Equatable {
+    public var command: [String]
+    public var env: [String: String] = [:]
+    public var cwd: String?
+    public var isolation: Isolation = .shared
+    public var instances = 1
+    /// For `isolation: session`: the most processes (client sessions) this backend runs at once.
+    public var maxSessions = 100
+}
+
+public enum BackendKind: Sendable, Equatable {
+    case stdio(StdioBackendConfig)
+    case http(url: String, headers: [String: String])
+    case plugin(name: String)
+
+    public var typeName: String {
+        switch self {
+        case .stdio: return "stdio"
+        case .http: return "http"
+        case .plugin: return "plugin"
+        }
+    }
+}
+
+public struct CircuitBreakerConfig: Sendable, Equatable {
+    public var failureRatio = 0.5
+    public var minCalls = 10
+    public var openFor: Duration = .seconds(30)
+}
+
+public struct AccessConfig: Sendable, Equatable {
+    public var scopes: [String] = []
+    public var tenants: [String] = []
+    public var principals: [String] = []
+}
+
+public struct BackendConfig: Sendable, Equatable {
+    public var name: String
+    public var kind: BackendKind
+    public var callTimeout: Duration = .seconds(30)
+    public var maxConcurrency = 64
+    public var queue = 256
+    public var circuitBreaker = CircuitBreakerConfig()
+    public var access = AccessConfig()
+    public var include: [String] = ["*"]
+    public var exclude: [String] = []
+    /// Line in the file, for messages about this backend.
+    public var line: Int?
+}
+
+public enum LogFormat: String, Sendable, CaseIterable { case json, text }
+public enum LogLevelName: String, Sendable, CaseIterable { case trace, debug, info, notice, warning, error, critical }
+
+public struct ObservabilityConfig: Sendable {
+    public var logFormat: LogFormat = .json
+    public var logLevel: LogLevelName = .info
+    public var metricsEnabled = true
+    public var metricsPath = "/metrics"
+    public var otlpEndpoint: String?
+    public var sampleRatio = 1.0
+    public var serviceName = "mcp-gateway"
+    public var auditPath: String?
+    public var auditRedact: [String] = ["password", "token", "secret", "api_key"]
+    public var auditMaxBytes = 100 * 1024 * 1024
+    public var auditKeep = 10
+}
+
+/// One problem (or notice) found in a config file, printed by `check` as `FILE:LINE: key.path: message`.
+public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible, Error {
+    public var file: String
+    public var line: Int?
+    public var path: String
+    public var message: String
+
+    public init(file: String, line: Int?, path: String, message: String) {
+        self.file = file
+        self.line = line
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String {
+        let location = line.map { "\(file):\($0)" } ?? file
+        return path.isEmpty ? "\(location): \(message)" : "\(location): \(path): \(message)"
+    }
+}
+
+/// Thrown when a file has problems: all of them, not just the first.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public var problems: [ConfigProblem]
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}

@@ -1,0 +1,120 @@
+/// What the router decided for one JSON-RPC request. The shell performs it: answer now, or call a backend.
+public enum RouteDecision: Sendable {
+    case result(JSONValue)
+    /// A result already serialised (the cached `tools/list`).
+    case rawResult([UInt8])
+    case error(JSONRPCError)
+    case callTool(ToolCallRoute)
+}
+
+/// A `tools/call` resolved to its owning backend. `backendParams` are the client's params with only `name`
+/// rewritten to the backend's own tool name; `arguments` and `_meta` pass through unchanged.
+public struct ToolCallRoute: Sendable {
+    public var tool: CatalogTool
+    public var backendParams: JSONObject
+    public var arguments: JSONObject
+    public var progressToken: JSONValue?
+}
+
+/// A check on a resolved tool call before it reaches its backend: the seam where argument validation,
+/// authorisation, rate limits and circuit breakers plug in (later issues), in an order fixed by the router.
+public protocol ToolCallGuard: Sendable {
+    /// nil lets the call through; an error answers it (a JSON-RPC error, or a tool result with `isError`).
+    func check(_ route: ToolCallRoute, context: RequestContext) -> RouteDecision?
+}
+
+/// Routes one request by method (ARCHITECTURE.md, "Router"). Pure: it reads the catalog snapshot it is given
+/// and never performs I/O. `initialize` is not routed here: it creates a session, which the shell owns.
+public struct Router: Sendable {
+    public var guards: [any ToolCallGuard]
+
+    public init(guards: [any ToolCallGuard] = []) {
+        self.guards = guards
+    }
+
+    /// The capabilities the gateway really serves (lifecycle#capability-negotiation, MUST item 3): tools only,
+    /// until resources, prompts and logging are proxied. `listChanged` is not claimed: the gateway does not
+    /// emit `notifications/tools/list_changed` yet.
+    public static let serverCapabilities: JSONObject = ["tools": .object(JSONObject())]
+
+    public func route(_ request: JSONRPCRequest, catalog: Catalog, context: RequestContext) -> RouteDecision {
+        switch request.method {
+        case "ping":
+            return .result(.object(JSONObject()))
+        case "tools/list":
+            if let cursor = request.params?["cursor"], !cursor.isNull {
+                // The whole merged list is one page, so no cursor of ours exists (server/utilities/pagination).
+                return .error(.invalidParams("Invalid cursor: tools/list returns every tool on one page and issues no cursors"))
+            }
+            return .rawResult(catalog.toolsListResult)
+        case "tools/call":
+            return routeToolCall(request, catalog: catalog, context: context)
+        case "initialize":
+            return .error(.invalidRequest("initialize may only be sent once, as the first request of a session"))
+        default:
+            return .error(.methodNotFound(request.method))
+        }
+    }
+
+    private func routeToolCall(_ request: JSONRPCRequest, catalog: Catalog, context: RequestContext) -> RouteDecision {
+        guard let params = request.params else {
+            return .error(.invalidParams("tools/call needs params with a \"name\""))
+        }
+        guard let name = params["name"]?.stringValue else {
+            return .error(.invalidParams("tools/call params.name must be a string"))
+        }
+        let arguments: JSONObject
+        switch params["arguments"] {
+        case nil, .null?: arguments = JSONObject()
+        case .object(let object)?: arguments = object
+        case let other?: return .error(.invalidParams("tools/call params.arguments must be an object, got \(other.typeName)"))
+        }
+        guard let tool = catalog.tool(named: name) else {
+            return .error(catalog.unknownToolError(name))
+        }
+        var backendParams = params
+        backendParams["name"] = .string(tool.originalName)
+        let route = ToolCallRoute(tool: tool, backendParams: backendParams, arguments: arguments, progressToken: request.progressToken)
+        for check in guards {
+            if let decision = check.check(route, context: context) { return decision }
+        }
+        return .callTool(route)
+    }
+}
+
+/// The `initialize` exchange (2025-11-25/basic/lifecycle#initialization).
+public enum Lifecycle {
+    public struct Negotiated: Sendable {
+        public var version: ProtocolVersion
+        public var clientCapabilities: JSONObject
+        public var clientName: String
+        public var result: JSONValue
+    }
+
+    public static func negotiate(_ params: JSONObject?, serverName: String, serverVersion: String) -> Result<Negotiated, JSONRPCError> {
+        guard let params else { return .failure(.invalidParams("initialize needs params: protocolVersion, capabilities, clientInfo")) }
+        guard let requested = params["protocolVersion"]?.stringValue else {
+            return .failure(.invalidParams("initialize params.protocolVersion must be a string"))
+        }
+        let capabilities: JSONObject
+        switch params["capabilities"] {
+        case .object(let object)?: capabilities = object
+        case nil, .null?: capabilities = JSONObject()
+        case let other?: return .failure(.invalidParams("initialize params.capabilities must be an object, got \(other.typeName)"))
+        }
+        let version = ProtocolVersion.negotiate(requested: requested)
+        var serverInfo = JSONObject()
+        serverInfo["name"] = .string(serverName)
+        serverInfo["version"] = .string(serverVersion)
+        var result = JSONObject()
+        result["protocolVersion"] = .string(version.rawValue)
+        result["capabilities"] = .object(Router.serverCapabilities)
+        result["serverInfo"] = .object(serverInfo)
+        return .success(Negotiated(
+            version: version,
+            clientCapabilities: capabilities,
+            clientName: params["clientInfo"]?["name"]?.stringValue ?? "",
+            result: .object(result)
+        ))
+    }
+}

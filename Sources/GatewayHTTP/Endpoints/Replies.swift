@@ -1,0 +1,141 @@
+import GatewayCore
+import GatewayRuntime
+import NIOCore
+
+/// The answer to one POSTed request (transports#sending-messages-to-the-server, MUST items 13-14): plain
+/// `application/json` when the response comes first, which is the common case and the cheapest; it becomes a
+/// `text/event-stream` the moment a related message (progress) must precede the response, and that stream ends
+/// after the response. Every event has an id unique in the session that names its stream.
+final class PostReply: ReplyChannel {
+    private let responder: HTTPResponder
+    private let session: SessionState
+    private var streamNumber = 0
+    private var eventNumber = 0
+
+    init(responder: HTTPResponder, session: SessionState) {
+        self.responder = responder
+        self.session = session
+    }
+
+    func sendRelated(_ message: [UInt8]) {
+        if responder.state == .pending {
+            streamNumber = session.nextStreamNumber()
+            responder.startEventStream()
+        }
+        responder.writeStream(ServerSentEvents.event(id: nextEventID(), data: message))
+    }
+
+    func sendResponse(_ message: [UInt8]) {
+        if responder.state == .streaming {
+            responder.writeStream(ServerSentEvents.event(id: nextEventID(), data: message))
+            responder.endStream()
+        } else {
+            responder.respondJSON(message)
+        }
+    }
+
+    /// A cancelled request gets no response: an event stream that ends without one.
+    func finishWithoutResponse() {
+        if responder.state == .pending { responder.startEventStream() }
+        responder.endStream()
+    }
+
+    private func nextEventID() -> String {
+        eventNumber += 1
+        return "\(streamNumber)-\(eventNumber)"
+    }
+}
+
+/// Collects the responses to a 2025-03-26 batch and answers them as one JSON array.
+final class BatchCollector {
+    private let responder: HTTPResponder
+    private var responses: [[UInt8]] = []
+    private var outstanding = 0
+    private var expecting = false
+
+    init(responder: HTTPResponder) {
+        self.responder = responder
+    }
+
+    func add(immediate response: [UInt8]) {
+        responses.append(response)
+    }
+
+    func expect(_ count: Int) {
+        outstanding += count
+        expecting = true
+        finishIfDone()
+    }
+
+    func slot() -> any ReplyChannel { Slot(collector: self) }
+
+    fileprivate func deliver(_ response: [UInt8]?) {
+        if let response { responses.append(response) }
+        outstanding -= 1
+        finishIfDone()
+    }
+
+    private func finishIfDone() {
+        guard expecting, outstanding == 0 else { return }
+        expecting = false
+        if responses.isEmpty {
+            responder.respond(status: .accepted)
+            return
+        }
+        var body: [UInt8] = [UInt8(ascii: "[")]
+        for (index, response) in responses.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(contentsOf: response)
+        }
+        body.append(UInt8(ascii: "]"))
+        responder.respondJSON(body)
+    }
+
+    private final class Slot: ReplyChannel {
+        let collector: BatchCollector
+        init(collector: BatchCollector) { self.collector = collector }
+        /// Progress inside a batch has no stream to travel on; the batch's answer is one JSON array.
+        func sendRelated(_ message: [UInt8]) {}
+        func sendResponse(_ message: [UInt8]) { collector.deliver(message) }
+        func finishWithoutResponse() { collector.deliver(nil) }
+    }
+}
+
+/// A session's GET stream: open until the client leaves or the session ends, with keep-alive comments.
+/// Confined to the connection's event loop; `close()` may come from any thread and hops there.
+final class GetStream: ServerStream, @unchecked Sendable {
+    private let responder: HTTPResponder
+    private let session: SessionState
+    private let gateway: Gateway
+    private let eventLoop: any EventLoop
+    private var keepAlive: RepeatedTask?
+    private var closed = false
+
+    init(responder: HTTPResponder, session: SessionState, gateway: Gateway) {
+        self.responder = responder
+        self.session = session
+        self.gateway = gateway
+        self.eventLoop = responder.eventLoop
+    }
+
+    func startKeepAlive(every interval: TimeAmount) {
+        keepAlive = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+            guard !closed else { return }
+            responder.writeStream(ServerSentEvents.keepAlive)
+        }
+        responder.closeFuture.whenComplete { [self] _ in finish() }
+    }
+
+    func close() {
+        eventLoop.execute { [self] in finish() }
+    }
+
+    private func finish() {
+        guard !closed else { return }
+        closed = true
+        keepAlive?.cancel()
+        responder.endStream()
+        session.detachGetStream(self)
+        gateway.adjustBusy(session, by: -1)
+    }
+}

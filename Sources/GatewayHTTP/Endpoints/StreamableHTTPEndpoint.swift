@@ -1,0 +1,250 @@
+import GatewayConfig
+import GatewayCore
+import GatewayRuntime
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// MCP Streamable HTTP, legacy era (2025-03-26, 2025-06-18, 2025-11-25) on one endpoint
+/// (2025-11-25/basic/transports#streamable-http; digest §2, MUST items 9-22).
+struct StreamableHTTPEndpoint: Sendable {
+    let gateway: Gateway
+    let maxJSONDepth: Int
+    let keepAliveInterval: TimeAmount
+    let logger: Logger
+
+    init(gateway: Gateway, configuration: GatewayConfiguration, logger: Logger) {
+        self.gateway = gateway
+        self.maxJSONDepth = configuration.server.maxJSONDepth
+        self.keepAliveInterval = .nanoseconds(configuration.server.sseKeepalive.nanoseconds)
+        self.logger = logger
+    }
+
+    static let sessionHeader = "mcp-session-id"
+    static let versionHeader = "mcp-protocol-version"
+
+    func handle(_ request: HTTPRequestContext, body: ByteBuffer?, responder: HTTPResponder) {
+        switch request.head.method {
+        case .POST: post(request, body: body, responder: responder)
+        case .GET: get(request, responder: responder)
+        case .DELETE: delete(request, responder: responder)
+        default:
+            var headers = HTTPHeaders()
+            headers.add(name: "allow", value: "GET, POST, DELETE")
+            responder.respond(Self.error(.methodNotAllowed, .invalidRequest("\(request.head.method.rawValue) is not supported on the MCP endpoint; use POST, GET or DELETE"), headers: headers))
+        }
+    }
+
+    // MARK: - POST
+
+    private func post(_ request: HTTPRequestContext, body: ByteBuffer?, responder: HTTPResponder) {
+        let headers = request.headers
+        // 415: the body must be JSON (the Python SDK's convention; the spec fixes the media type).
+        guard let contentType = headers.first(name: "content-type"), MediaTypes.isJSON(contentType) else {
+            responder.respond(Self.error(.unsupportedMediaType, .invalidRequest("Content-Type must be application/json")))
+            return
+        }
+        // 406: the client MUST accept both answer forms (transports#sending-messages-to-the-server).
+        if let accept = Self.acceptHeader(headers), !(MediaTypes.accepts(accept, "application/json") && MediaTypes.accepts(accept, "text/event-stream")) {
+            responder.respond(Self.error(.notAcceptable, .invalidRequest("Accept must list both application/json and text/event-stream")))
+            return
+        }
+        guard let versionHeader = checkVersionHeader(headers, responder: responder) else { return }
+
+        let bytes: [UInt8] = body.map { Array($0.readableBytesView) } ?? []
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes, maxDepth: maxJSONDepth)
+        } catch {
+            let message: String
+            if case .depthLimitExceeded(let limit) = error.kind {
+                message = "JSON nested deeper than the limit of \(limit) (server.limits.max_json_depth)"
+            } else {
+                message = error.description
+            }
+            responder.respond(Self.error(.badRequest, .parse(message)))
+            return
+        }
+
+        if case .array(let elements) = value {
+            postBatch(elements, request: request, versionHeader: versionHeader, responder: responder)
+            return
+        }
+        let message: JSONRPCMessage
+        switch JSONRPCMessage.classify(value) {
+        case .success(let classified): message = classified
+        case .failure(let error):
+            responder.respond(Self.error(.badRequest, error))
+            return
+        }
+
+        if case .request(let rpc) = message, rpc.method == "initialize" {
+            initialize(rpc, request: request, responder: responder)
+            return
+        }
+        guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
+        switch message {
+        case .request(let rpc):
+            let reply = PostReply(responder: responder, session: session)
+            gateway.handleRequest(rpc, session: session, principal: request.principal, eventLoop: responder.eventLoop, reply: reply)
+        case .notification(let notification):
+            gateway.handleNotification(notification, session: session)
+            responder.respond(status: .accepted)
+        case .response(let response):
+            gateway.handleResponse(response, session: session)
+            responder.respond(status: .accepted)
+        }
+    }
+
+    private func initialize(_ rpc: JSONRPCRequest, request: HTTPRequestContext, responder: HTTPResponder) {
+        switch gateway.initialize(rpc, principal: request.principal) {
+        case .created(let session, let response):
+            var headers = HTTPHeaders()
+            headers.add(name: Self.sessionHeader, value: session.id)
+            responder.respondJSON(response, headers: headers)
+        case .rejected(let response):
+            responder.respondJSON(response)
+        case .full(let retryAfter):
+            var headers = HTTPHeaders()
+            headers.add(name: "retry-after", value: String(retryAfter))
+            responder.respond(Self.error(.serviceUnavailable, JSONRPCError(code: JSONRPCErrorCode.internalError, message: "The gateway is at its session limit (sessions.max) and no session is idle; retry after \(retryAfter)s"), headers: headers))
+        case .draining:
+            var headers = HTTPHeaders()
+            headers.add(name: "retry-after", value: "1")
+            responder.respond(Self.error(.serviceUnavailable, JSONRPCError(code: JSONRPCErrorCode.internalError, message: "The gateway is shutting down and takes no new sessions; retry on another replica"), headers: headers))
+        }
+    }
+
+    /// JSON-RPC batches exist only in 2025-03-26 (MUST item 7): elsewhere an array is 400 / -32600.
+    /// `initialize` is never batched. Responses to the batch's requests come back as one JSON array.
+    private func postBatch(_ elements: [JSONValue], request: HTTPRequestContext, versionHeader: ProtocolVersion?, responder: HTTPResponder) {
+        guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
+        guard session.protocolVersion.allowsBatches else {
+            responder.respond(Self.error(.badRequest, .invalidRequest("JSON-RPC batches are not allowed in protocol version \(session.protocolVersion.rawValue) (only in 2025-03-26); send one message per POST")))
+            return
+        }
+        guard !elements.isEmpty else {
+            responder.respond(Self.error(.badRequest, .invalidRequest("an empty batch")))
+            return
+        }
+        let collector = BatchCollector(responder: responder)
+        var requests: [JSONRPCRequest] = []
+        for element in elements {
+            switch JSONRPCMessage.classify(element) {
+            case .failure(let error): collector.add(immediate: JSONRPCEncoder.error(id: nil, error))
+            case .success(.request(let rpc)):
+                if rpc.method == "initialize" {
+                    collector.add(immediate: JSONRPCEncoder.error(id: rpc.id, .invalidRequest("initialize must not be part of a batch")))
+                } else {
+                    requests.append(rpc)
+                }
+            case .success(.notification(let notification)): gateway.handleNotification(notification, session: session)
+            case .success(.response(let response)): gateway.handleResponse(response, session: session)
+            }
+        }
+        collector.expect(requests.count)
+        for rpc in requests {
+            gateway.handleRequest(rpc, session: session, principal: request.principal, eventLoop: responder.eventLoop, reply: collector.slot())
+        }
+    }
+
+    // MARK: - GET
+
+    /// The session's server-to-client stream (transports#listening-for-messages-from-the-server), with
+    /// keep-alive comments every `server.sse_keepalive` so proxies do not cut it.
+    private func get(_ request: HTTPRequestContext, responder: HTTPResponder) {
+        let accept = Self.acceptHeader(request.headers) ?? "*/*"
+        guard MediaTypes.accepts(accept, "text/event-stream") else {
+            responder.respond(Self.error(.notAcceptable, .invalidRequest("GET on the MCP endpoint opens an event stream: Accept must include text/event-stream")))
+            return
+        }
+        guard let versionHeader = checkVersionHeader(request.headers, responder: responder) else { return }
+        guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
+        let stream = GetStream(responder: responder, session: session, gateway: gateway)
+        guard session.attachGetStream(stream) else {
+            responder.respond(Self.error(.conflict, .invalidRequest("this session already has an open GET stream; close it before opening another")))
+            return
+        }
+        gateway.adjustBusy(session, by: 1)
+        responder.startEventStream()
+        stream.startKeepAlive(every: keepAliveInterval)
+    }
+
+    // MARK: - DELETE
+
+    private func delete(_ request: HTTPRequestContext, responder: HTTPResponder) {
+        guard let versionHeader = checkVersionHeader(request.headers, responder: responder) else { return }
+        guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
+        gateway.endSession(session)
+        responder.respond(status: .ok)
+    }
+
+    // MARK: - Shared checks
+
+    /// `MCP-Protocol-Version` (2025-06-18+/transports#protocol-version-header, MUST item 19): invalid or
+    /// unsupported is 400. Returns nil after answering; `.some(nil)` when the header is absent.
+    private func checkVersionHeader(_ headers: HTTPHeaders, responder: HTTPResponder) -> ProtocolVersion?? {
+        guard let text = headers.first(name: Self.versionHeader) else { return .some(nil) }
+        guard let version = ProtocolVersion(rawValue: text.trimmingCharacters(in: .whitespaces)) else {
+            responder.respond(Self.error(.badRequest, .invalidRequest("Unsupported MCP-Protocol-Version \"\(text)\"; supported: \(ProtocolVersion.supported.joined(separator: ", "))")))
+            return nil
+        }
+        return .some(version)
+    }
+
+    /// The session a request names (MUST item 17): no header is 400; unknown, tampered, expired, ended or
+    /// another principal's is 404; a version header that differs from the negotiated one is 400.
+    private func resolveSession(_ request: HTTPRequestContext, versionHeader: ProtocolVersion?, responder: HTTPResponder) -> SessionState? {
+        guard let id = request.headers.first(name: Self.sessionHeader), !id.isEmpty else {
+            responder.respond(Self.error(.badRequest, .invalidRequest("Mcp-Session-Id header is required; send initialize first to start a session")))
+            return nil
+        }
+        switch gateway.lookupSession(id: id, principal: request.principal) {
+        case .found(let session):
+            if let versionHeader, versionHeader != session.protocolVersion {
+                responder.respond(Self.error(.badRequest, .invalidRequest("MCP-Protocol-Version \(versionHeader.rawValue) differs from the version negotiated for this session, \(session.protocolVersion.rawValue)")))
+                return nil
+            }
+            return session
+        case .notFound:
+            responder.respond(Self.error(.notFound, JSONRPCError(code: JSONRPCErrorCode.invalidRequest, message: "Session not found: it expired, was deleted, or was never issued here; send initialize to start a new one")))
+            return nil
+        case .full(let retryAfter):
+            var headers = HTTPHeaders()
+            headers.add(name: "retry-after", value: String(retryAfter))
+            responder.respond(Self.error(.serviceUnavailable, JSONRPCError(code: JSONRPCErrorCode.internalError, message: "The gateway is at its session limit (sessions.max); retry after \(retryAfter)s"), headers: headers))
+            return nil
+        }
+    }
+
+    private static func acceptHeader(_ headers: HTTPHeaders) -> String? {
+        let values = headers[canonicalForm: "accept"]
+        return values.isEmpty ? nil : values.joined(separator: ",")
+    }
+
+    /// An HTTP-level refusal carrying a JSON-RPC error with no id (transports#sending-messages-to-the-server).
+    static func error(_ status: HTTPResponseStatus, _ error: JSONRPCError, headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
+        .json(status, JSONRPCEncoder.error(id: nil, error), headers: headers)
+    }
+}
+
+/// Media-type matching for `Content-Type` and `Accept` (RFC 9110 §12.5.1), enough for MCP's two types.
+enum MediaTypes {
+    static func isJSON(_ contentType: String) -> Bool {
+        let type = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        return type == "application/json"
+    }
+
+    static func accepts(_ accept: String, _ type: String) -> Bool {
+        let wanted = type.lowercased()
+        let wantedMajor = wanted.split(separator: "/").first.map(String.init) ?? ""
+        for range in accept.split(separator: ",") {
+            let parts = range.split(separator: ";")
+            let media = parts.first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+            let rejected = parts.dropFirst().contains { $0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: " ", with: "") == "q=0" }
+            if rejected { continue }
+            if media == wanted || media == "*/*" || media == "\(wantedMajor)/*" { return true }
+        }
+        return false
+    }
+}

@@ -1,0 +1,69 @@
+import GatewayCore
+import NIOCore
+import NIOHTTP1
+
+/// Reads one HTTP/1.1 request at a time (NIO's pipelining handler orders them), enforcing
+/// `server.limits.max_body` while the body arrives (413 at once, then the connection closes, so an oversized
+/// body is never buffered), and hands complete requests to the router.
+final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(HTTPRequestHead, ByteBuffer?)
+        case rejected
+    }
+
+    private let router: HTTPRouter
+    private let maxBody: Int
+    private var state: State = .idle
+
+    init(router: HTTPRouter, maxBody: Int) {
+        self.router = router
+        self.maxBody = maxBody
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBody {
+                reject(context: context, head: head)
+                return
+            }
+            state = .receiving(head, nil)
+        case .body(var chunk):
+            guard case .receiving(let head, var body) = state else { return }
+            if (body?.readableBytes ?? 0) + chunk.readableBytes > maxBody {
+                reject(context: context, head: head)
+                return
+            }
+            if body == nil {
+                body = chunk
+            } else {
+                body!.writeBuffer(&chunk)
+            }
+            state = .receiving(head, body)
+        case .end:
+            guard case .receiving(let head, let body) = state else {
+                state = .idle
+                return
+            }
+            state = .idle
+            let responder = HTTPResponder(context: context, version: head.version, keepAlive: head.isKeepAlive)
+            router.route(head: head, body: body, responder: responder)
+        }
+    }
+
+    /// 413 with a message naming the limit; the connection closes afterwards.
+    private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        state = .rejected
+        let responder = HTTPResponder(context: context, version: head.version, keepAlive: false)
+        let error = JSONRPCError(code: JSONRPCErrorCode.invalidRequest, message: "Request body is larger than server.limits.max_body (\(maxBody) bytes)")
+        responder.respondJSON(status: .payloadTooLarge, JSONRPCEncoder.error(id: nil, error))
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import GatewayBackends
+import GatewayConfig
+import GatewayCore
+import GatewayRuntime
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The SwiftNIO HTTP/1.1 server: channel handlers on the event loops, no framework on the hot path
+/// (ARCHITECTURE.md; swift-notes.md, "HTTP ceiling").
+public final class HTTPServer: Sendable {
+    private let channel: any Channel
+    public let localAddress: SocketAddress
+
+    private init(channel: any Channel) {
+        self.channel = channel
+        self.localAddress = channel.localAddress!
+    }
+
+    public static func start(gateway: Gateway, configuration: GatewayConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) async throws -> HTTPServer {
+        let router = HTTPRouter(gateway: gateway, configuration: configuration, logger: logger)
+        let maxBody = configuration.server.maxBody
+        let channel = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router, maxBody: maxBody))
+                }
+            }
+            .bind(host: configuration.server.listen.host, port: configuration.server.listen.port)
+            .get()
+        let server = HTTPServer(channel: channel)
+        logger.info("listening", metadata: [
+            "address": "\(server.localAddress.ipAddress ?? configuration.server.listen.host):\(server.localAddress.port ?? 0)",
+            "endpoint": "\(configuration.server.endpoint)",
+        ])
+        return server
+    }
+
+    /// Stops accepting connections.
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Build identity reported by `/version` and `mcp-gateway version`.
+public enum GatewayVersionInfo {
+    public static let name = GatewayVersion.name
+    public static let version = GatewayVersion.version
+    /// The git revision, stamped by the build (`MCP_GATEWAY_REVISION` at run time, set by the Makefile and the image).
+    public static var revision: String {
+        ProcessInfo.processInfo.environment["MCP_GATEWAY_REVISION"] ?? "unknown"
+    }
+}
+

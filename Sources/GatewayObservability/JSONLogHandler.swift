@@ -1,0 +1,130 @@
+import Foundation
+import GatewayCore
+import Logging
+
+/// A swift-log handler writing the contract's log lines (CONTRACT.md, "Logs"): one JSON object per line on
+/// stderr with `ts` (RFC 3339 UTC, milliseconds), `level`, `msg`, `service`, then the metadata (`trace_id`,
+/// `span_id`, `session`, `backend`, `tool`, ...), or a readable text line with `log.format: text`.
+/// Lines are written with one `write(2)` under a lock, so records from many threads never interleave.
+public struct GatewayLogHandler: LogHandler {
+    public enum Format: Sendable { case json, text }
+
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private let format: Format
+    private let service: String
+    private let sink: LogSink
+
+    public init(label: String, format: Format, level: Logger.Level, service: String = "mcp-gateway", sink: LogSink = .standardError) {
+        self.label = label
+        self.format = format
+        self.logLevel = level
+        self.service = service
+        self.sink = sink
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        let line: [UInt8]
+        switch format {
+        case .json: line = jsonLine(level: event.level, message: "\(event.message)", metadata: merged)
+        case .text: line = textLine(level: event.level, message: "\(event.message)", metadata: merged)
+        }
+        sink.write(line)
+    }
+
+    private func jsonLine(level: Logger.Level, message: String, metadata: Logger.Metadata) -> [UInt8] {
+        var object = JSONObject()
+        object["ts"] = .string(Timestamp.rfc3339Milliseconds(Date()))
+        object["level"] = .string(level.rawValue)
+        object["msg"] = .string(message)
+        object["service"] = .string(service)
+        object["trace_id"] = .null
+        object["span_id"] = .null
+        for key in metadata.keys.sorted() {
+            object[key] = Self.json(metadata[key]!)
+        }
+        var bytes = JSONValue.object(object).serialized()
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
+    }
+
+    private func textLine(level: Logger.Level, message: String, metadata: Logger.Metadata) -> [UInt8] {
+        var text = "\(Timestamp.rfc3339Milliseconds(Date())) \(level.rawValue.uppercased()) \(message)"
+        for key in metadata.keys.sorted() { text += " \(key)=\(metadata[key]!)" }
+        text += "\n"
+        return Array(text.utf8)
+    }
+
+    static func json(_ value: Logger.Metadata.Value) -> JSONValue {
+        switch value {
+        case .string(let text): return .string(text)
+        case .stringConvertible(let convertible):
+            if let number = convertible as? Int { return .number(JSONNumber(number)) }
+            if let number = convertible as? Double, number.isFinite { return .number(JSONNumber(number)) }
+            if let flag = convertible as? Bool { return .bool(flag) }
+            return .string(convertible.description)
+        case .array(let values): return .array(values.map(json))
+        case .dictionary(let dictionary):
+            return .object(JSONObject(dictionary.keys.sorted().map { (key: $0, value: json(dictionary[$0]!)) }))
+        }
+    }
+}
+
+/// Where log lines go: a file descriptor written with whole-line `write(2)` calls under a lock.
+public final class LogSink: Sendable {
+    private let descriptor: Int32
+    private let lock = NSLock()
+
+    public init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    public static let standardError = LogSink(descriptor: 2)
+
+    public func write(_ bytes: [UInt8]) {
+        lock.lock()
+        defer { lock.unlock() }
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written <= 0 {
+                    if written < 0, errno == EINTR { continue }
+                    return
+                }
+                offset += written
+            }
+        }
+    }
+}
+
+public enum Timestamp {
+    /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-29T07:12:03.250Z`.
+    public static func rfc3339Milliseconds(_ date: Date) -> String {
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let millis = Int(milliseconds % 1000)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+    }
+}
+
+extension Logger.Level {
+    public init(configName: String) {
+        self = Logger.Level(rawValue: configName) ?? .info
+    }
+}

@@ -1,0 +1,292 @@
+import Foundation
+import GatewayBackends
+import GatewayConfig
+import GatewayCore
+import GatewayPlugins
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The router's I/O shell, shared by every transport: it owns the backends, the catalog snapshot and the
+/// per-replica session table, and performs what the pure core decides (ARCHITECTURE.md, "One request, end to
+/// end"). Transports hand it parsed JSON-RPC messages with a typed context and a `ReplyChannel`.
+public final class Gateway: BackendObserver, Sendable {
+    public let configuration: GatewayConfiguration
+    public let backends: [any Backend]
+    private let backendsByName: [String: any Backend]
+    private let catalogBox: NIOLockedValueBox<Catalog>
+    private let sessions: NIOLockedValueBox<SessionTable<SessionState>>
+    private let sealer: any SessionSealing
+    private let router: Router
+    private let logger: Logger
+    private let eventLoopGroup: any EventLoopGroup
+    private let sweeper = NIOLockedValueBox<RepeatedTask?>(nil)
+    private let draining = NIOLockedValueBox(false)
+    private let observerRelay: ObserverRelay
+
+    public init(configuration: GatewayConfiguration, sealer: any SessionSealing, eventLoopGroup: any EventLoopGroup, logger: Logger) throws {
+        self.configuration = configuration
+        self.sealer = sealer
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        self.router = Router()
+        self.catalogBox = NIOLockedValueBox(Catalog(separator: configuration.tools.separator))
+        self.sessions = NIOLockedValueBox(SessionTable(capacity: configuration.sessions.max, idleTimeout: configuration.sessions.idleTimeout))
+        let observer = ObserverRelay()
+        var built: [any Backend] = []
+        for backend in configuration.backends {
+            var backendLogger = logger
+            backendLogger[metadataKey: "backend"] = "\(backend.name)"
+            switch backend.kind {
+            case .plugin(let pluginName):
+                guard let plugin = BuiltinPlugins.make(pluginName) else {
+                    throw GatewayStartupError("backends.\(backend.name).plugin: unknown plugin \"\(pluginName)\" (available: \(BuiltinPlugins.names.joined(separator: ", ")))")
+                }
+                built.append(PluginBackend(name: backend.name, plugin: plugin, callTimeout: backend.callTimeout, eventLoopGroup: eventLoopGroup))
+            case .stdio(let stdio):
+                switch stdio.isolation {
+                case .shared:
+                    built.append(SharedStdioBackend(
+                        name: backend.name, config: stdio, callTimeout: backend.callTimeout, eventLoop: eventLoopGroup.next(),
+                        logger: backendLogger, observer: observer, shutdownGrace: min(configuration.server.shutdownGrace, .seconds(5))
+                    ))
+                case .session:
+                    built.append(SessionStdioBackend(
+                        name: backend.name, config: stdio, callTimeout: backend.callTimeout, eventLoop: eventLoopGroup.next(),
+                        logger: backendLogger, shutdownGrace: min(configuration.server.shutdownGrace, .seconds(5))
+                    ))
+                }
+            case .http:
+                throw GatewayStartupError("backends.\(backend.name): remote http backends are not available in this build yet")
+            }
+        }
+        self.backends = built
+        self.backendsByName = Dictionary(uniqueKeysWithValues: built.map { ($0.name, $0) })
+        self.observerRelay = observer
+        observer.target = self
+    }
+
+    // MARK: - Lifecycle
+
+    /// Starts every backend and waits (up to `wait`) for them to be ready, so the first `tools/list` is complete.
+    /// A backend that cannot start is logged and retried by its supervisor; the gateway serves the others.
+    public func start(wait: Duration = .seconds(30)) async {
+        let loop = eventLoopGroup.next()
+        let starts = backends.map { backend in
+            backend.start().flatMapErrorThrowing { error in
+                self.logger.error("backend did not start; it will be retried", metadata: ["backend": "\(backend.name)", "error": "\(error)"])
+            }
+        }
+        let all = EventLoopFuture.andAllComplete(starts, on: loop)
+        let timeout = loop.makePromise(of: Void.self)
+        loop.scheduleTask(in: .nanoseconds(wait.nanoseconds)) { timeout.succeed() }
+        all.whenComplete { _ in timeout.succeed() }
+        try? await timeout.futureResult.get()
+        rebuildCatalog()
+        let interval = TimeAmount.milliseconds(min(1000, max(50, configuration.sessions.idleTimeout.nanoseconds / 4_000_000)))
+        let task = eventLoopGroup.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in self.expireIdleSessions() }
+        sweeper.withLockedValue { $0 = task }
+    }
+
+    /// Stops taking sessions, ends every session and stops every backend (children reaped).
+    public func shutdown() async {
+        draining.withLockedValue { $0 = true }
+        sweeper.withLockedValue { $0?.cancel() }
+        let now = Self.now()
+        let ended = sessions.withLockedValue { table -> [SessionState] in
+            let all = table.entries.map(\.key)
+            return all.compactMap { table.end($0, now: now) }
+        }
+        for session in ended { session.end() }
+        for backend in backends {
+            try? await backend.shutdown().get()
+        }
+    }
+
+    public var isDraining: Bool { draining.withLockedValue { $0 } }
+
+    /// Ready when not draining and at least one backend can take calls.
+    public var isReady: Bool { !isDraining && backends.contains { $0.isReady } }
+
+    public var backendStatus: [(name: String, ready: Bool)] { backends.map { ($0.name, $0.isReady) } }
+
+    public var catalog: Catalog { catalogBox.withLockedValue { $0 } }
+
+    public var sessionCount: Int { sessions.withLockedValue { $0.count } }
+
+    public func backendToolsChanged(_ backend: String) {
+        rebuildCatalog()
+    }
+
+    private func rebuildCatalog() {
+        let catalog = Catalog(separator: configuration.tools.separator, backends: backends.map { ($0.name, $0.tools) })
+        for problem in catalog.problems { logger.warning("catalog problem", metadata: ["error": "\(problem)"]) }
+        catalogBox.withLockedValue { $0 = catalog }
+        logger.info("catalog refreshed", metadata: ["tools": "\(catalog.tools.count)"])
+    }
+
+    // MARK: - Sessions
+
+    public enum InitializeOutcome {
+        case created(SessionState, response: [UInt8])
+        case rejected(response: [UInt8])
+        case full(retryAfterSeconds: Int)
+        case draining
+    }
+
+    /// `initialize` mints a session: the negotiated version and the client's capabilities are sealed into its
+    /// id together with the principal (MUST items 1-3, 16).
+    public func initialize(_ request: JSONRPCRequest, principal: Principal) -> InitializeOutcome {
+        guard !isDraining else { return .draining }
+        let negotiated: Lifecycle.Negotiated
+        switch Lifecycle.negotiate(request.params, serverName: GatewayVersion.name, serverVersion: GatewayVersion.version) {
+        case .success(let value): negotiated = value
+        case .failure(let error): return .rejected(response: JSONRPCEncoder.error(id: request.id, error))
+        }
+        let claims = SessionClaims(
+            principal: principal.id, protocolVersion: negotiated.version, clientCapabilities: negotiated.clientCapabilities,
+            clientName: negotiated.clientName, issuedAt: Int64(Date().timeIntervalSince1970)
+        )
+        let id = sealer.seal(claims)
+        let session = SessionState(id: id, claims: claims)
+        let admission = sessions.withLockedValue { $0.admit(id: id, claims: claims, attachment: session, now: Self.now()) }
+        switch admission {
+        case .full(let retryAfter):
+            logger.warning("session refused: at sessions.max", metadata: ["max": "\(configuration.sessions.max)"])
+            return .full(retryAfterSeconds: retryAfter)
+        case .admitted(let evicted):
+            release(evicted.map(\.attachment), reason: "evicted to make room (sessions.max)")
+        }
+        logger.info("session created", metadata: [
+            "session": "\(session.logID)", "principal": "\(principal.id)", "protocol_version": "\(negotiated.version.rawValue)",
+            "client": "\(negotiated.clientName)",
+        ])
+        return .created(session, response: JSONRPCEncoder.response(id: request.id, result: negotiated.result))
+    }
+
+    public enum SessionLookup {
+        case found(SessionState)
+        case notFound
+        case full(retryAfterSeconds: Int)
+    }
+
+    /// Finds the session an id names, for this principal. Unknown here but validly sealed: rebuilt from its claims
+    /// (another replica's session). Tampered, foreign-key, expired, ended, or sealed for another principal: not
+    /// found, indistinguishably (SBP-2025-11-25#session-hijacking, MUST item 33).
+    public func lookupSession(id: String, principal: Principal) -> SessionLookup {
+        let now = Self.now()
+        if let live = sessions.withLockedValue({ table -> SessionState? in
+            guard let entry = table.entries[id] else { return nil }
+            table.adjustBusy(id: id, by: 0, now: now)
+            return entry.attachment
+        }) {
+            return live.claims.principal == principal.id ? .found(live) : .notFound
+        }
+        guard let claims = sealer.open(id), claims.principal == principal.id else { return .notFound }
+        let outcome = sessions.withLockedValue { table in
+            table.lookup(id: id, claims: claims, now: now) { SessionState(id: id, claims: claims) }
+        }
+        switch outcome {
+        case .live(let session): return .found(session)
+        case .resumed(let session, let evicted):
+            release(evicted.map(\.attachment), reason: "evicted to make room (sessions.max)")
+            logger.info("session resumed from its sealed id", metadata: ["session": "\(session.logID)", "principal": "\(principal.id)"])
+            return .found(session)
+        case .ended: return .notFound
+        case .full(let retryAfter): return .full(retryAfterSeconds: retryAfter)
+        }
+    }
+
+    /// DELETE: the session ends here; its id is a 404 from now on (on this replica).
+    public func endSession(_ session: SessionState) {
+        let removed = sessions.withLockedValue { $0.end(session.id, now: Self.now()) }
+        if let removed { release([removed], reason: "deleted by the client") }
+    }
+
+    /// A stream opened or closed, or a request began or ended: busy sessions are never idle.
+    public func adjustBusy(_ session: SessionState, by delta: Int) {
+        sessions.withLockedValue { $0.adjustBusy(id: session.id, by: delta, now: Self.now()) }
+    }
+
+    private func expireIdleSessions() {
+        let expired = sessions.withLockedValue { $0.expire(now: Self.now()) }
+        if !expired.isEmpty { release(expired.map(\.attachment), reason: "idle for sessions.idle_timeout") }
+    }
+
+    private func release(_ ended: [SessionState], reason: String) {
+        for session in ended {
+            session.end()
+            for backend in backends { backend.sessionEnded(session.id) }
+            logger.info("session ended", metadata: ["session": "\(session.logID)", "reason": "\(reason)"])
+        }
+    }
+
+    // MARK: - Messages
+
+    /// Serves one request of a session. The answer goes to `reply`, on `eventLoop`.
+    public func handleRequest(_ request: JSONRPCRequest, session: SessionState, principal: Principal, eventLoop: any EventLoop, reply: any ReplyChannel) {
+        let context = RequestContext(principal: principal, sessionID: session.id, protocolVersion: session.protocolVersion)
+        let catalog = catalogBox.withLockedValue { $0 }
+        switch router.route(request, catalog: catalog, context: context) {
+        case .result(let value):
+            reply.sendResponse(JSONRPCEncoder.response(id: request.id, result: value))
+        case .rawResult(let raw):
+            reply.sendResponse(JSONRPCEncoder.response(id: request.id, rawResult: raw))
+        case .error(let error):
+            reply.sendResponse(JSONRPCEncoder.error(id: request.id, error))
+        case .callTool(let route):
+            guard let backend = backendsByName[route.tool.backend] else {
+                reply.sendResponse(JSONRPCEncoder.error(id: request.id, catalog.unknownToolError(route.tool.exposedName)))
+                return
+            }
+            let execution = ToolCallExecution(
+                eventLoop: eventLoop, requestID: request.id, backendName: backend.name, method: request.method, reply: reply,
+                session: session, timeout: backend.callTimeout
+            ) { [weak self, session] execution in
+                session.unregister(execution.requestID, execution)
+                self?.adjustBusy(session, by: -1)
+            }
+            guard session.register(request.id, execution) else {
+                reply.sendResponse(JSONRPCEncoder.error(id: request.id, .invalidRequest("request id \(request.id) is already in flight in this session; ids must not be reused")))
+                return
+            }
+            adjustBusy(session, by: 1)
+            let call = BackendCall(method: "tools/call", params: route.backendParams, progressToken: route.progressToken, context: context, eventLoop: eventLoop)
+            execution.start(backend: backend, call: call)
+        }
+    }
+
+    /// Notifications from the client: `initialized` completes the handshake; `cancelled` is translated to the
+    /// backend's request id and forwarded (MUST item 41); anything else is accepted and ignored.
+    public func handleNotification(_ notification: JSONRPCNotification, session: SessionState) {
+        switch notification.method {
+        case "notifications/initialized":
+            session.markInitialized()
+        case "notifications/cancelled":
+            guard let idValue = notification.params?["requestId"], let id = RequestID(idValue) else { return }
+            let reason = notification.params?["reason"]?.stringValue ?? "cancelled by the client"
+            session.execution(for: id)?.cancel(reason: reason)
+        default:
+            logger.debug("client notification ignored", metadata: ["method": "\(notification.method)", "session": "\(session.logID)"])
+        }
+    }
+
+    /// A response from the client to a server-to-client request. The gateway sends none yet (sampling,
+    /// elicitation and roots relaying come with the full protocol surface), so it is acknowledged and dropped.
+    public func handleResponse(_ response: JSONRPCResponse, session: SessionState) {
+        logger.debug("client response without a pending request dropped", metadata: ["id": "\(response.id)", "session": "\(session.logID)"])
+    }
+
+    static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }
+}
+
+public struct GatewayStartupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Breaks the reference cycle gateway → backend → observer.
+final class ObserverRelay: BackendObserver, @unchecked Sendable {
+    weak var target: Gateway?
+    func backendToolsChanged(_ backend: String) { target?.backendToolsChanged(backend) }
+}

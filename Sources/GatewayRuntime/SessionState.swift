@@ -1,0 +1,95 @@
+import GatewayCore
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// What one replica holds for one session beyond its sealed claims: requests in flight (for cancellation),
+/// the server-to-client GET stream, and counters for SSE event ids. Thread-safe: a session's requests may
+/// arrive on several connections at once.
+public final class SessionState: Sendable {
+    public let id: String
+    public let claims: SessionClaims
+    /// A short digest of the id, for logs (the id itself is a bearer credential for the session).
+    public let logID: String
+    private let state = NIOLockedValueBox(Mutable())
+
+    private struct Mutable {
+        var inFlight: [RequestID: ToolCallExecution] = [:]
+        var getStream: (any ServerStream)?
+        var nextStreamNumber = 1
+        var initialized = false
+        var ended = false
+    }
+
+    public init(id: String, claims: SessionClaims) {
+        self.id = id
+        self.claims = claims
+        self.logID = SessionLogID.short(id)
+    }
+
+    public var protocolVersion: ProtocolVersion { claims.protocolVersion }
+
+    /// A number for a new stream of this session; SSE event ids embed it so they are unique across the
+    /// session's streams and say which stream they belong to (transports#resumability-and-redelivery).
+    public func nextStreamNumber() -> Int {
+        state.withLockedValue { state in
+            defer { state.nextStreamNumber += 1 }
+            return state.nextStreamNumber
+        }
+    }
+
+    public func markInitialized() { state.withLockedValue { $0.initialized = true } }
+
+    /// Registers a call under the client's request id; false when that id is already in flight (a requester
+    /// never reuses an id within a session, MUST item 5).
+    func register(_ id: RequestID, _ execution: ToolCallExecution) -> Bool {
+        state.withLockedValue { state in
+            guard !state.ended, state.inFlight[id] == nil else { return false }
+            state.inFlight[id] = execution
+            return true
+        }
+    }
+
+    func unregister(_ id: RequestID, _ execution: ToolCallExecution) {
+        state.withLockedValue { state in
+            if state.inFlight[id] === execution { state.inFlight[id] = nil }
+        }
+    }
+
+    func execution(for id: RequestID) -> ToolCallExecution? {
+        state.withLockedValue { $0.inFlight[id] }
+    }
+
+    /// Attaches the session's GET stream; false if one is already open (one per session, as the Python SDK).
+    public func attachGetStream(_ stream: any ServerStream) -> Bool {
+        state.withLockedValue { state in
+            guard !state.ended, state.getStream == nil else { return false }
+            state.getStream = stream
+            return true
+        }
+    }
+
+    public func detachGetStream(_ stream: any ServerStream) {
+        state.withLockedValue { state in
+            if state.getStream === stream { state.getStream = nil }
+        }
+    }
+
+    /// The session is over: close its stream and cancel what it has in flight.
+    func end() {
+        let (stream, executions) = state.withLockedValue { state -> ((any ServerStream)?, [ToolCallExecution]) in
+            state.ended = true
+            defer {
+                state.getStream = nil
+                state.inFlight.removeAll()
+            }
+            return (state.getStream, Array(state.inFlight.values))
+        }
+        stream?.close()
+        for execution in executions { execution.cancel(reason: "the session ended") }
+    }
+}
+
+/// A server-to-client stream of a session (the GET stream), closed when the session ends.
+public protocol ServerStream: AnyObject, Sendable {
+    func close()
+}

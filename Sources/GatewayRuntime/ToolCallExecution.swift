@@ -1,0 +1,90 @@
+import GatewayBackends
+import GatewayCore
+import Logging
+import NIOCore
+
+/// One client request being served by a backend. Lives on the client connection's event loop: backend events
+/// hop here, the timeout fires here, and the reply channel is only touched here, so it needs no lock.
+///
+/// It ends exactly once, by the backend's reply, by `call_timeout` (-32004, with `notifications/cancelled` sent
+/// to the backend: MUST item 8; the timer is not reset by progress, so it is a hard maximum), or by the
+/// client's cancellation (no response at all, basic/utilities/cancellation).
+final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
+    let eventLoop: any EventLoop
+    let requestID: RequestID
+    let backendName: String
+    let method: String
+    private let reply: any ReplyChannel
+    private let session: SessionState
+    private let timeout: Duration
+    private let onDone: @Sendable (ToolCallExecution) -> Void
+    private var inFlight: (any BackendInFlight)?
+    private var timer: Scheduled<Void>?
+    private var finished = false
+
+    init(
+        eventLoop: any EventLoop, requestID: RequestID, backendName: String, method: String, reply: any ReplyChannel,
+        session: SessionState, timeout: Duration, onDone: @escaping @Sendable (ToolCallExecution) -> Void
+    ) {
+        self.eventLoop = eventLoop
+        self.requestID = requestID
+        self.backendName = backendName
+        self.method = method
+        self.reply = reply
+        self.session = session
+        self.timeout = timeout
+        self.onDone = onDone
+    }
+
+    func start(backend: any Backend, call: BackendCall) {
+        eventLoop.preconditionInEventLoop()
+        timer = eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in
+            guard !finished else { return }
+            inFlight?.cancel(reason: "the gateway's call_timeout of \(DurationFormat.describe(timeout)) elapsed")
+            complete(JSONRPCEncoder.error(id: requestID, .backendTimeout(backendName, method: method, after: timeout)))
+        }
+        let handle = backend.call(call, sink: self)
+        if finished { return }
+        inFlight = handle
+    }
+
+    func backendProgress(_ params: JSONObject) {
+        onLoop { [self] in
+            guard !finished else { return }
+            reply.sendRelated(JSONRPCNotification(method: "notifications/progress", params: params).serialized())
+        }
+    }
+
+    func backendFinished(_ backendReply: BackendReply) {
+        onLoop { [self] in
+            guard !finished else { return }
+            switch backendReply {
+            case .result(let raw): complete(JSONRPCEncoder.response(id: requestID, rawResult: raw))
+            case .error(let error): complete(JSONRPCEncoder.error(id: requestID, error))
+            }
+        }
+    }
+
+    /// The client cancelled (or its session ended): tell the backend, send nothing.
+    func cancel(reason: String) {
+        onLoop { [self] in
+            guard !finished else { return }
+            finished = true
+            timer?.cancel()
+            inFlight?.cancel(reason: reason)
+            reply.finishWithoutResponse()
+            onDone(self)
+        }
+    }
+
+    private func complete(_ message: [UInt8]) {
+        finished = true
+        timer?.cancel()
+        reply.sendResponse(message)
+        onDone(self)
+    }
+
+    private func onLoop(_ work: @escaping @Sendable () -> Void) {
+        if eventLoop.inEventLoop { work() } else { eventLoop.execute(work) }
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import GatewayAuth
+import GatewayConfig
+import GatewayCore
+import GatewayHTTP
+import GatewayObservability
+import GatewayRuntime
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// The `mcp-gateway` command line (CONTRACT.md, "Command line").
+@main
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp-gateway",
+        abstract: "A production gateway for the Model Context Protocol.",
+        version: VersionCommand.text,
+        subcommands: [ServeCommand.self, CheckCommand.self, VersionCommand.self],
+        defaultSubcommand: nil
+    )
+}
+
+/// Finds the config path: the flag, then `$MCP_GATEWAY_CONFIG`, then `config/gateway.yaml`.
+func configPath(_ flag: String?) -> String {
+    flag ?? ProcessInfo.processInfo.environment["MCP_GATEWAY_CONFIG"] ?? "config/gateway.yaml"
+}
+
+/// Loads the config or exits with status 2, printing every problem (`FILE:LINE: key.path: message`).
+func loadConfigOrExit(_ path: String) throws -> GatewayConfiguration {
+    do {
+        return try ConfigLoader().load(path: path)
+    } catch {
+        FileHandle.standardError.write(Data((error.description + "\n").utf8))
+        throw ExitCode(2)
+    }
+}
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the gateway daemon.")
+
+    @Option(name: .long, help: "Configuration file (default: $MCP_GATEWAY_CONFIG, then config/gateway.yaml).")
+    var config: String?
+
+    func run() async throws {
+        let path = configPath(config)
+        let configuration = try loadConfigOrExit(path)
+        let format: GatewayLogHandler.Format = configuration.observability.logFormat == .json ? .json : .text
+        let level = Logger.Level(configName: configuration.observability.logLevel.rawValue)
+        let service = configuration.observability.serviceName
+        LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: format, level: level, service: service) }
+        let logger = Logger(label: "mcp-gateway")
+        for notice in configuration.notices { logger.warning("config notice", metadata: ["notice": "\(notice)"]) }
+        if configuration.sessions.keys.isEmpty {
+            logger.notice("sessions.keys is empty: session ids are sealed with a random per-process key, so sessions do not survive a restart or move between replicas")
+        }
+        let threads = configuration.server.threads > 0 ? configuration.server.threads : System.coreCount
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let sealer = SessionSealer(keys: configuration.sessions.keys, maxLifetime: configuration.sessions.maxLifetime)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(configuration: configuration, sealer: sealer, eventLoopGroup: group, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            try? await group.shutdownGracefully()
+            throw ExitCode(2)
+        }
+        let daemon = GatewayService(gateway: gateway, configuration: configuration, group: group, logger: logger)
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: daemon)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        do {
+            try await serviceGroup.run()
+        } catch {
+            logger.critical("gateway failed", metadata: ["error": "\(error)"])
+            try? await group.shutdownGracefully()
+            throw ExitCode(1)
+        }
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// The daemon as one ServiceLifecycle service: start backends, serve HTTP, and on SIGTERM/SIGINT stop
+/// accepting, end sessions, and stop backends in the spec's order (every child reaped) before exiting 0.
+struct GatewayService: Service {
+    let gateway: Gateway
+    let configuration: GatewayConfiguration
+    let group: MultiThreadedEventLoopGroup
+    let logger: Logger
+
+    func run() async throws {
+        await gateway.start()
+        let server = try await HTTPServer.start(gateway: gateway, configuration: configuration, eventLoopGroup: group, logger: logger)
+        try? await gracefulShutdown()
+        logger.info("shutting down")
+        await server.close()
+        await gateway.shutdown()
+        logger.info("stopped")
+    }
+}
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate a configuration file and print every problem.")
+
+    @Option(name: .long, help: "Configuration file (default: $MCP_GATEWAY_CONFIG, then config/gateway.yaml).")
+    var config: String?
+
+    func run() async throws {
+        let path = configPath(config)
+        let configuration = try loadConfigOrExit(path)
+        for notice in configuration.notices { print("\(notice) (notice)") }
+        print("\(path): ok: \(configuration.backends.count) backend(s): \(configuration.backends.map { "\($0.name) (\($0.kind.typeName))" }.joined(separator: ", "))")
+    }
+}
+
+struct VersionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the version, git revision and supported MCP protocol versions.")
+
+    static var text: String {
+        "\(GatewayVersionInfo.name) \(GatewayVersionInfo.version) (revision \(GatewayVersionInfo.revision))\nMCP protocol versions: \(ProtocolVersion.supported.joined(separator: ", "))"
+    }
+
+    func run() async throws {
+        print(Self.text)
+    }
+}
