@@ -180,7 +180,12 @@ public final class Gateway: BackendObserver, Sendable {
             table.adjustBusy(id: id, by: 0, now: now)
             return entry.attachment
         }) {
-            return live.claims.principal == principal.id ? .found(live) : .notFound
+            guard live.claims.principal == principal.id else { return .notFound }
+            guard Int64(Date().timeIntervalSince1970) - live.claims.issuedAt <= configuration.sessions.maxLifetime.components.seconds else {
+                endSession(live)
+                return .notFound
+            }
+            return .found(live)
         }
         guard let claims = sealer.open(id), claims.principal == principal.id else { return .notFound }
         let outcome = sessions.withLockedValue { table in

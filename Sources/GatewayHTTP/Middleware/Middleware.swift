@@ -107,7 +107,7 @@ public struct OriginGuard: HTTPMiddleware {
         if let origin = request.headers.first(name: "origin"), !isAllowed(origin: origin) {
             return .respond(Self.forbidden("Origin \"\(origin)\" is not allowed; add it to server.allowed_origins if this browser app should reach the gateway"))
         }
-        if checkHost, let host = request.headers.first(name: "host") {
+        if checkHost, let host = request.headers.first(name: "host"), !Self.isLoopbackAuthority(host) {
             let name = Self.hostName(host)
             if !Self.isLoopbackName(name), !extraHosts.contains(name) {
                 return .respond(Self.forbidden("Host \"\(host)\" is not allowed: the gateway listens on loopback, so only a loopback Host is accepted (set server.public_url for another name)"))
@@ -150,6 +150,23 @@ public struct OriginGuard: HTTPMiddleware {
         }
         if let colon = lowered.lastIndex(of: ":"), lowered.filter({ $0 == ":" }).count == 1 { return String(lowered[..<colon]) }
         return lowered
+    }
+
+    /// The common case without allocating: `127.x.x.x[:port]`, `localhost[:port]` or `[::1][:port]`.
+    static func isLoopbackAuthority(_ authority: String) -> Bool {
+        let bytes = authority.utf8
+        if bytes.starts(with: "127.".utf8) {
+            return bytes.allSatisfy { ($0 >= 48 && $0 <= 57) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ":") }
+        }
+        if bytes.starts(with: "localhost".utf8) {
+            let rest = bytes.dropFirst(9)
+            return rest.isEmpty || (rest.first == UInt8(ascii: ":") && rest.dropFirst().allSatisfy { $0 >= 48 && $0 <= 57 })
+        }
+        if bytes.starts(with: "[::1]".utf8) {
+            let rest = bytes.dropFirst(5)
+            return rest.isEmpty || (rest.first == UInt8(ascii: ":") && rest.dropFirst().allSatisfy { $0 >= 48 && $0 <= 57 })
+        }
+        return false
     }
 
     static func isLoopbackName(_ host: String) -> Bool {

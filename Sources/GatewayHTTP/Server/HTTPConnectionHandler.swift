@@ -32,6 +32,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 return
             }
             state = .receiving(head, nil)
+            // curl and others wait for this before sending a large body (RFC 9110 §10.1.1).
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
         case .body(var chunk):
             guard case .receiving(let head, var body) = state else { return }
             if (body?.readableBytes ?? 0) + chunk.readableBytes > maxBody {

@@ -52,7 +52,7 @@ struct HTTPRouter: Sendable {
     }
 
     private func probe(_ request: HTTPRequestContext, responder: HTTPResponder) {
-        guard request.head.method == .GET || request.head.method == .HEAD else {
+        guard request.head.method == .GET else {
             responder.respondJSON(status: .methodNotAllowed, Array(#"{"error":"method not allowed"}"#.utf8), headers: ["allow": "GET"])
             return
         }
