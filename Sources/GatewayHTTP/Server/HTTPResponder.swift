@@ -10,13 +10,17 @@ final class HTTPResponder {
     private let context: ChannelHandlerContext
     private let version: HTTPVersion
     private let keepAlive: Bool
+    private let closeAfterResponse: Bool
     private(set) var state: State = .pending
     let eventLoop: any EventLoop
 
-    init(context: ChannelHandlerContext, version: HTTPVersion, keepAlive: Bool) {
+    /// - Parameter closeAfterResponse: close the connection once the response is written; false for a
+    ///   `Connection: close` response whose connection the caller closes later (a lingering close).
+    init(context: ChannelHandlerContext, version: HTTPVersion, keepAlive: Bool, closeAfterResponse: Bool? = nil) {
         self.context = context
         self.version = version
         self.keepAlive = keepAlive
+        self.closeAfterResponse = closeAfterResponse ?? !keepAlive
         self.eventLoop = context.eventLoop
     }
 
@@ -75,10 +79,10 @@ final class HTTPResponder {
     }
 
     private func finish() {
-        let keepAlive = self.keepAlive
+        let close = closeAfterResponse
         let channel = context.channel
         context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
-            if !keepAlive { channel.close(promise: nil) }
+            if close { channel.close(promise: nil) }
         }
     }
 }

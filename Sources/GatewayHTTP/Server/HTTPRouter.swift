@@ -52,6 +52,10 @@ struct HTTPRouter: Sendable {
     }
 
     private func probe(_ request: HTTPRequestContext, responder: HTTPResponder) {
+        guard ["/healthz", "/readyz", "/version"].contains(request.path) else {
+            responder.respondJSON(status: .notFound, Array(#"{"error":"not found"}"#.utf8))
+            return
+        }
         guard request.head.method == .GET else {
             responder.respondJSON(status: .methodNotAllowed, Array(#"{"error":"method not allowed"}"#.utf8), headers: ["allow": "GET"])
             return

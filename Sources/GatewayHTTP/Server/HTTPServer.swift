@@ -36,7 +36,10 @@ public final class HTTPServer: Sendable {
             .bind(host: configuration.server.listen.host, port: configuration.server.listen.port)
             .get()
         let server = HTTPServer(channel: channel)
-        logger.info("listening", metadata: [
+        // Logged whatever the configured level: operators and scripts need the bound address.
+        var announcer = logger
+        announcer.logLevel = min(logger.logLevel, .info)
+        announcer.info("listening", metadata: [
             "address": "\(server.localAddress.ipAddress ?? configuration.server.listen.host):\(server.localAddress.port ?? 0)",
             "endpoint": "\(configuration.server.endpoint)",
         ])

@@ -1,0 +1,76 @@
+# mcp-gateway developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+SWIFT        ?= swift
+PYTHON3      ?= python3
+VENV         ?= .venv
+VENV_PY      := $(VENV)/bin/python
+REQUIREMENTS := Tests/interop/requirements.txt
+VENV_STAMP   := $(VENV)/.installed
+CONFIG       ?= config/gateway.yaml
+# Interop suite: per-test limit (pytest-timeout) and extra flags.
+PYTEST_TIMEOUT ?= 120
+PYTEST_ARGS    ?=
+# Benchmark knobs, passed through to bench/run.py.
+BENCH_ARGS     ?=
+BENCH_APT_PKGS := wrk nginx
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: build run venv test test-swift test-interop bench bench-deps lint clean
+
+build:
+	$(SWIFT) build
+
+run: build
+	.build/debug/mcp-gateway serve --config $(CONFIG)
+
+# The venv is (re)built when requirements.txt changes; the stamp makes it idempotent.
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): $(REQUIREMENTS)
+	@test -x $(VENV_PY) || $(PYTHON3) -m venv $(VENV)
+	$(VENV_PY) -m pip install --disable-pip-version-check -q -r $(REQUIREMENTS)
+	@touch $@
+
+# Build once (including test targets and ExampleServer), run the Swift tests without
+# rebuilding, then the interop suite against the real binaries. Both suites always run;
+# the target fails if either failed. pytest's exit code 5 (no tests collected) is a failure.
+test: venv
+	$(SWIFT) build --build-tests
+	@swift_rc=0; $(SWIFT) test --skip-build || swift_rc=$$?; \
+	py_rc=0; $(VENV_PY) -m pytest Tests/interop -p no:cacheprovider -ra \
+	    --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS) || py_rc=$$?; \
+	if [ $$py_rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5): failing" >&2; fi; \
+	if [ $$swift_rc -ne 0 ]; then echo "make test: swift test failed (exit $$swift_rc)" >&2; fi; \
+	if [ $$py_rc -ne 0 ]; then echo "make test: interop tests failed (exit $$py_rc)" >&2; fi; \
+	[ $$swift_rc -eq 0 ] && [ $$py_rc -eq 0 ]
+
+# Only the interop suite, against whatever is already in .build/debug.
+test-interop: venv
+	@rc=0; $(VENV_PY) -m pytest Tests/interop -p no:cacheprovider -ra \
+	    --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
+	exit $$rc
+
+# wrk and nginx come from Debian; `apt-get update` runs only when the install needs it.
+bench-deps:
+	@if command -v wrk >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1; then exit 0; fi; \
+	echo "installing $(BENCH_APT_PKGS) from Debian"; \
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(BENCH_APT_PKGS) \
+	  || { $(SUDO) apt-get update && \
+	       $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(BENCH_APT_PKGS); }
+
+bench: venv bench-deps
+	$(SWIFT) build -c release
+	$(VENV_PY) bench/run.py $(BENCH_ARGS)
+
+lint: venv
+	$(VENV_PY) -m py_compile bench/run.py Tests/interop/*.py
+	@if [ ! -f .swift-format ]; then echo "no .swift-format config: Swift lint skipped"; \
+	elif command -v swift-format >/dev/null 2>&1; then swift-format lint --strict -r Sources Tests; \
+	else echo "swift-format not installed: Swift lint skipped"; fi
+
+clean:
+	$(SWIFT) package clean
+	rm -rf $(VENV) .pytest_cache Tests/interop/__pycache__ bench/__pycache__

@@ -1,0 +1,568 @@
+#!/usr/bin/env python3
+"""mcp-gateway benchmark (`make bench`).
+
+Uses the release binaries that `make bench` builds (.build/release/mcp-gateway and
+.build/release/ExampleServer), Debian's wrk as the load generator and Debian's nginx as this
+machine's HTTP ceiling. Everything runs on loopback, bounded in time, and every process it
+starts is stopped by it.
+
+Measures:
+  * tools/call throughput (req/s) and p50/p99 latency for diag__echo (in-process plugin) and
+    example__echo (stdio backend), and wrk against nginx serving a static JSON-RPC reply,
+    at 1, 16 and 64 connections;
+  * new-session cost: initialize + notifications/initialized pairs per second (c=16) and the
+    mean pair latency (c=1);
+  * idle-session memory: gateway RSS before and after 2000 idle sessions.
+
+Every gateway reply is cross-checked (id and text derived from the id); any mismatch, non-200
+or socket error makes the run fail (exit 1). Targets are printed next to the numbers; missing
+one is reported, and fails the run only with --strict.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench"
+RESULTS = BENCH / "results"
+VERSION = "2025-11-25"
+ACCEPT = "application/json, text/event-stream"
+
+TARGET_INPROC_VS_NGINX = 0.50  # in-process echo rps at c=64 >= 50% of nginx
+TARGET_STDIO_P50_EXTRA_US = 100  # stdio p50 <= in-process p50 + 100 µs
+TARGET_STDIO_VS_INPROC = 0.70  # stdio rps >= 70% of in-process rps
+TARGET_IDLE_SESSION_BYTES = 10 * 1024  # idle session <= 10 KiB
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(port: int, path: str, timeout: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before serving")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            status = conn.getresponse().status
+            conn.close()
+            if status < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"127.0.0.1:{port}{path} not serving after {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, grace: float = 10.0) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+# ---------------------------------------------------------------------------
+# A tiny MCP client on http.client (keep-alive, one connection)
+# ---------------------------------------------------------------------------
+
+
+class McpConn:
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(self, body: dict, session: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Content-Type": "application/json", "Accept": ACCEPT}
+        if session:
+            headers["Mcp-Session-Id"] = session
+            headers["MCP-Protocol-Version"] = VERSION
+        self.conn.request("POST", "/mcp", body=json.dumps(body), headers=headers)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+    def new_session(self) -> str:
+        status, headers, data = self.post(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+            }
+        )
+        if status != 200 or "mcp-session-id" not in headers:
+            raise RuntimeError(f"initialize failed: HTTP {status} {data[:200]!r}")
+        sid = headers["mcp-session-id"]
+        status, _, data = self.post({"jsonrpc": "2.0", "method": "notifications/initialized"}, sid)
+        if status != 202:
+            raise RuntimeError(f"notifications/initialized: HTTP {status} {data[:200]!r}")
+        return sid
+
+    def echo(self, session: str, tool: str, text: str) -> None:
+        status, _, data = self.post(
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": {"text": text}}},
+            session,
+        )
+        if status != 200 or text.encode() not in data:
+            raise RuntimeError(f"{tool} warm-up failed: HTTP {status} {data[:300]!r}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# ---------------------------------------------------------------------------
+# Processes under test
+# ---------------------------------------------------------------------------
+
+
+def gateway_config(example: Path) -> str:
+    return f"""server:
+  listen: "127.0.0.1:0"
+  endpoint: /mcp
+  sse_keepalive: 15s
+  limits: {{ max_body: 4MiB, max_json_depth: 64 }}
+sessions:
+  idle_timeout: 30m
+  max: 1000000
+tools:
+  separator: "__"
+backends:
+  diag: {{ type: plugin, plugin: diagnostics }}
+  example: {{ type: stdio, command: [{json.dumps(str(example))}] }}
+observability:
+  log: {{ format: json, level: warning }}
+"""
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    port: int
+    workdir: Path
+    logs: list = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+
+def listening_ports(pid: int) -> list[int]:
+    """Loopback TCP ports a process listens on, from /proc (works at any log level)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except FileNotFoundError:
+        return []
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "0A" and parts[9] in inodes:  # LISTEN
+                        ports.append(int(parts[1].rsplit(":", 1)[1], 16))
+        except FileNotFoundError:
+            pass
+    return ports
+
+
+def logged_port(stderr_path: Path) -> int | None:
+    """The port from the gateway's `listening` record, if it logged one (level info or lower)."""
+    try:
+        for line in stderr_path.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("msg") == "listening" and isinstance(rec.get("address"), str):
+                return int(rec["address"].rsplit(":", 1)[1])
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def start_gateway(binary: Path, example: Path, workdir: Path) -> Server:
+    cfg = workdir / "gateway.yaml"
+    cfg.write_text(gateway_config(example))
+    err = open(workdir / "gateway.stderr.log", "wb")
+    proc = subprocess.Popen(
+        [str(binary), "serve", "--config", str(cfg)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        cwd=workdir,
+        start_new_session=True,
+    )
+    srv = Server("gateway", proc, 0, workdir, [err])
+    try:
+        # listen is 127.0.0.1:0; at log level warning there may be no `listening` record,
+        # so the bound port is also read from /proc.
+        deadline = time.monotonic() + 30
+        while not srv.port:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("gateway bound no port within 30 s")
+            ports = listening_ports(proc.pid)
+            srv.port = logged_port(workdir / "gateway.stderr.log") or (ports[0] if len(ports) == 1 else 0)
+            for p in ports if not srv.port and len(ports) > 1 else []:
+                try:
+                    wait_http(p, "/healthz", 0.5, proc)
+                    srv.port = p
+                    break
+                except RuntimeError:
+                    pass
+            if not srv.port:
+                time.sleep(0.05)
+        wait_http(srv.port, "/healthz", 30, proc)
+    except Exception:
+        stop_server(srv)
+        tail = (workdir / "gateway.stderr.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"gateway did not start:\n{tail}")
+    return srv
+
+
+def start_nginx(nginx: str, workdir: Path, workers: str) -> Server:
+    port = free_port()
+    prefix = workdir / "nginx"
+    prefix.mkdir()
+    conf = (BENCH / "nginx.conf.tmpl").read_text()
+    conf = conf.replace("@PREFIX@", str(prefix)).replace("@PORT@", str(port)).replace("@WORKERS@", workers)
+    (prefix / "nginx.conf").write_text(conf)
+    err = open(prefix / "stderr.log", "wb")
+    proc = subprocess.Popen(
+        [nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        cwd=prefix,
+        start_new_session=True,
+    )
+    srv = Server("nginx", proc, port, prefix, [err])
+    try:
+        wait_http(port, "/mcp", 15, proc)
+    except Exception:
+        stop_server(srv, signal.SIGQUIT)
+        raise RuntimeError("nginx did not start:\n" + (prefix / "error.log").read_text(errors="replace")[-2000:])
+    return srv
+
+
+def stop_server(srv: Server, sig: int = signal.SIGTERM) -> int | None:
+    rc = stop_process(srv.proc, sig)
+    try:  # children it left in its own process group (backends, nginx workers)
+        os.killpg(srv.proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for f in srv.logs:
+        f.close()
+    return rc
+
+
+# ---------------------------------------------------------------------------
+# wrk
+# ---------------------------------------------------------------------------
+
+
+def run_wrk(wrk: str, script: Path, url: str, conns: int, duration: float, args: list[str]) -> dict:
+    threads = 1 if conns < 2 else 2
+    cmd = [wrk, f"-t{threads}", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "5s",
+           "-s", str(script), url, "--", *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    for line in p.stdout.splitlines():
+        if line.startswith("MCPBENCH "):
+            res = json.loads(line[len("MCPBENCH "):])
+            res["threads"] = threads
+            res["connections"] = conns
+            res["rps"] = res["requests"] / (res["duration_us"] / 1e6) if res["duration_us"] else 0.0
+            return res
+    raise RuntimeError(f"wrk produced no result (exit {p.returncode}):\n{p.stdout}\n{p.stderr}")
+
+
+def socket_errors(r: dict) -> int:
+    return sum(r.get(k, 0) for k in ("err_connect", "err_read", "err_write", "err_timeout"))
+
+
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
+
+
+def fmt_us(v: float) -> str:
+    return f"{v:.0f} µs" if v < 10_000 else f"{v / 1000:.1f} ms"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 10)),
+                    help="seconds per wrk run (default 10, env BENCH_DURATION)")
+    ap.add_argument("--session-duration", type=float, default=5, help="seconds per new-session run (default 5)")
+    ap.add_argument("--connections", default="1,16,64", help="comma-separated connection counts")
+    ap.add_argument("--idle-sessions", type=int, default=2000)
+    ap.add_argument("--warmup", type=float, default=2, help="seconds of wrk warm-up per target (0 = none)")
+    ap.add_argument("--nginx-workers", default="1", help="nginx worker_processes (default 1; 'auto' for all cores)")
+    ap.add_argument("--gateway", type=Path, default=REPO / ".build/release/mcp-gateway")
+    ap.add_argument("--example", type=Path, default=REPO / ".build/release/ExampleServer")
+    ap.add_argument("--no-nginx", action="store_true", help="skip the nginx ceiling")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    a = ap.parse_args()
+
+    conns = [int(x) for x in a.connections.split(",") if x.strip()]
+    a.gateway, a.example = a.gateway.resolve(), a.example.resolve()
+    wrk = shutil.which("wrk")
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    for what, path in (("gateway", a.gateway), ("ExampleServer", a.example)):
+        if not path.exists():
+            log(f"{what} binary missing: {path} (run `swift build -c release`)")
+            return 2
+    if not wrk:
+        log("wrk not found (make bench installs Debian's wrk)")
+        return 2
+    if not nginx and not a.no_nginx:
+        log("nginx not found (make bench installs Debian's nginx); use --no-nginx to skip")
+        return 2
+
+    started = dt.datetime.now(dt.timezone.utc)
+    work = Path(tempfile.mkdtemp(prefix="mcp-bench-"))
+    call_script = BENCH / "mcp_call.lua"
+    session_script = BENCH / "mcp_session.lua"
+    rows: list[dict] = []
+    failures: list[str] = []
+    mem: dict = {}
+    sess: dict = {}
+    gw = None
+    ng = None
+    try:
+        # ---- gateway: idle-session memory first, on a fresh process ----
+        gw = start_gateway(a.gateway, a.example, work)
+        log(f"gateway pid {gw.proc.pid} on :{gw.port}")
+        c = McpConn(gw.port)
+        bench_sid = c.new_session()
+        for tool in ("diag__echo", "example__echo"):
+            for i in range(50):
+                c.echo(bench_sid, tool, f"warm{i}")
+        time.sleep(0.5)
+        rss0 = rss_bytes(gw.proc.pid)
+        t0 = time.perf_counter()
+        for _ in range(a.idle_sessions):
+            c.new_session()
+        t_create = time.perf_counter() - t0
+        time.sleep(1.0)
+        rss1 = rss_bytes(gw.proc.pid)
+        c.close()
+        mem = {
+            "sessions": a.idle_sessions,
+            "rss_before": rss0,
+            "rss_after": rss1,
+            "per_session": (rss1 - rss0) / a.idle_sessions,
+            "python_pairs_per_s": a.idle_sessions / t_create,
+            "python_pair_mean_us": t_create / a.idle_sessions * 1e6,
+        }
+        log(f"idle sessions: {mem['per_session']:.0f} B/session ({rss0 >> 20} -> {rss1 >> 20} MiB)")
+
+        # ---- tools/call throughput ----
+        targets = [("diag__echo", "in-process plugin"), ("example__echo", "stdio backend")]
+        for tool, label in targets:
+            if a.warmup > 0:
+                run_wrk(wrk, call_script, gw.url, 16, a.warmup, ["verify", tool, bench_sid, VERSION])
+            for n in conns:
+                r = run_wrk(wrk, call_script, gw.url, n, a.duration, ["verify", tool, bench_sid, VERSION])
+                r.update(target=tool, label=label)
+                rows.append(r)
+                log(f"{tool} c={n}: {r['rps']:.0f} req/s p50 {r['p50_us']} µs p99 {r['p99_us']} µs "
+                    f"mismatches {r['mismatches']} non200 {r['non200']} socket errors {socket_errors(r)}")
+                if r["mismatches"] or r["non200"] or socket_errors(r) or r["verified"] == 0:
+                    failures.append(f"{tool} c={n}: {r['mismatches']} mismatches, {r['non200']} non-200, "
+                                    f"{socket_errors(r)} socket errors, {r['verified']} verified replies")
+
+        # ---- new-session cost (last: it leaves many sessions behind) ----
+        lat = run_wrk(wrk, session_script, gw.url, 1, a.session_duration, [VERSION])
+        thr = run_wrk(wrk, session_script, gw.url, 16, a.session_duration, [VERSION])
+        sess = {
+            "pairs_per_s": thr["pairs"] / (thr["duration_us"] / 1e6) if thr["duration_us"] else 0.0,
+            "pair_mean_us": 2 * lat["mean_us"],
+            "c1_pairs_per_s": lat["pairs"] / (lat["duration_us"] / 1e6) if lat["duration_us"] else 0.0,
+            "failures": lat["failures"] + thr["failures"] + socket_errors(lat) + socket_errors(thr),
+        }
+        log(f"new sessions: {sess['pairs_per_s']:.0f} pairs/s at c=16, mean pair latency {sess['pair_mean_us']:.0f} µs")
+        if sess["failures"] or thr["pairs"] == 0:
+            failures.append(f"new-session runs: {sess['failures']} failures, {thr['pairs']} pairs")
+
+        rc = stop_server(gw)
+        gw = None
+        if rc not in (0, None):
+            failures.append(f"gateway exited with {rc} on SIGTERM")
+
+        # ---- nginx ceiling ----
+        if not a.no_nginx:
+            ng = start_nginx(nginx, work, a.nginx_workers)
+            log(f"nginx pid {ng.proc.pid} on :{ng.port}")
+            if a.warmup > 0:
+                run_wrk(wrk, call_script, ng.url, 16, a.warmup, ["static", "nginx", "-", VERSION])
+            for n in conns:
+                r = run_wrk(wrk, call_script, ng.url, n, a.duration, ["static", "nginx", "-", VERSION])
+                r.update(target="nginx", label="static reply (ceiling)")
+                rows.append(r)
+                log(f"nginx c={n}: {r['rps']:.0f} req/s p50 {r['p50_us']} µs p99 {r['p99_us']} µs")
+                if r["non200"] or r["mismatches"] or socket_errors(r):
+                    failures.append(f"nginx c={n}: {r['non200']} non-200, {socket_errors(r)} socket errors")
+            stop_server(ng, signal.SIGQUIT)
+            ng = None
+    except Exception as e:  # report what we have, then fail
+        failures.append(f"benchmark aborted: {e}")
+        log(f"error: {e}")
+    finally:
+        if gw is not None:
+            stop_server(gw)
+        if ng is not None:
+            stop_server(ng, signal.SIGQUIT)
+
+    report, missed = render(rows, mem, sess, failures, started, a)
+    print(report)
+    a.results.mkdir(parents=True, exist_ok=True)
+    out = a.results / (started.strftime("%Y%m%dT%H%M%SZ") + ".md")
+    out.write_text(report + "\n")
+    log(f"written {out.relative_to(REPO) if out.is_relative_to(REPO) else out}")
+    shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        return 1
+    if missed and a.strict:
+        return 1
+    return 0
+
+
+def tool_version(cmd: list[str]) -> str:
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return ((p.stdout or "") + (p.stderr or "")).strip().splitlines()[0]
+    except Exception:
+        return "?"
+
+
+def render(rows, mem, sess, failures, started, a) -> tuple[str, list[str]]:
+    def row(target: str, n: int):
+        return next((r for r in rows if r["target"] == target and r["connections"] == n), None)
+
+    try:
+        g = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        rev = g.stdout.strip() if g.returncode == 0 else "no commit"
+        if g.returncode == 0 and subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD"]).returncode != 0:
+            rev += " (with uncommitted changes)"
+    except Exception:
+        rev = "?"
+    lines = [
+        f"# mcp-gateway benchmark {started.strftime('%Y-%m-%d %H:%M:%SZ')}",
+        "",
+        f"- host: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}",
+        f"- git: {rev}; wrk: {tool_version(['wrk', '-v'])}; nginx: {tool_version(['nginx', '-v'])}",
+        f"- {a.duration:g} s per run, threads 1 (c=1) or 2, tools/call with MCP-Protocol-Version {VERSION}, "
+        f"every reply cross-checked (id and text)",
+        "",
+        "## tools/call",
+        "",
+        "| target | conns | req/s | p50 | p99 | mismatches | non-200 | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['target']} ({r['label']}) | {r['connections']} | {r['rps']:.0f} | {fmt_us(r['p50_us'])} | "
+            f"{fmt_us(r['p99_us'])} | {r['mismatches']} | {r['non200']} | {socket_errors(r)} |"
+        )
+    lines += ["", "## sessions", ""]
+    if sess:
+        lines.append(f"- new sessions (initialize + notifications/initialized): {sess['pairs_per_s']:.0f} pairs/s at c=16; "
+                     f"mean pair latency {fmt_us(sess['pair_mean_us'])} at c=1 ({sess['c1_pairs_per_s']:.0f} pairs/s)")
+    if mem:
+        lines.append(f"- idle sessions: RSS {mem['rss_before'] / 2**20:.1f} MiB -> {mem['rss_after'] / 2**20:.1f} MiB "
+                     f"for {mem['sessions']} sessions = {mem['per_session']:.0f} B/session "
+                     f"(created at {mem['python_pairs_per_s']:.0f} pairs/s by one sequential Python client)")
+
+    lines += ["", "## targets", "", "| target | measured | goal | verdict |", "|---|---|---|---|"]
+    missed: list[str] = []
+
+    def target(name: str, measured: str, goal: str, ok: bool | None) -> None:
+        v = "n/a" if ok is None else verdict(ok)
+        if ok is False:
+            missed.append(name)
+        lines.append(f"| {name} | {measured} | {goal} | {v} |")
+
+    ip64, ng64 = row("diag__echo", 64), row("nginx", 64)
+    if ip64 and ng64 and ng64["rps"]:
+        ratio = ip64["rps"] / ng64["rps"]
+        target("in-process echo c=64 vs nginx", f"{ratio:.0%} ({ip64['rps']:.0f} / {ng64['rps']:.0f} req/s)",
+               f">= {TARGET_INPROC_VS_NGINX:.0%}", ratio >= TARGET_INPROC_VS_NGINX)
+    else:
+        target("in-process echo c=64 vs nginx", "not measured", f">= {TARGET_INPROC_VS_NGINX:.0%}", None)
+    for n in sorted({r["connections"] for r in rows}):
+        ip, st = row("diag__echo", n), row("example__echo", n)
+        if not (ip and st):
+            continue
+        extra = st["p50_us"] - ip["p50_us"]
+        target(f"stdio p50 c={n}", f"{extra:+d} µs ({st['p50_us']} vs {ip['p50_us']} µs)",
+               f"<= +{TARGET_STDIO_P50_EXTRA_US} µs", extra <= TARGET_STDIO_P50_EXTRA_US)
+        ratio = st["rps"] / ip["rps"] if ip["rps"] else 0.0
+        target(f"stdio throughput c={n}", f"{ratio:.0%} of in-process", f">= {TARGET_STDIO_VS_INPROC:.0%}",
+               ratio >= TARGET_STDIO_VS_INPROC)
+    if mem:
+        target("idle session memory", f"{mem['per_session']:.0f} B", f"<= {TARGET_IDLE_SESSION_BYTES} B",
+               mem["per_session"] <= TARGET_IDLE_SESSION_BYTES)
+    lines += ["", "## correctness", ""]
+    if failures:
+        lines += [f"- FAILED: {f}" for f in failures]
+    else:
+        lines.append("- every reply matched its request; no non-200 responses or socket errors")
+    if missed:
+        lines.append(f"- targets missed: {', '.join(missed)}")
+    return "\n".join(lines), missed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
