@@ -53,7 +53,7 @@ public final class Gateway: BackendObserver, Sendable {
                 case .session:
                     built.append(SessionStdioBackend(
                         name: backend.name, config: stdio, callTimeout: backend.callTimeout, eventLoop: eventLoopGroup.next(),
-                        logger: backendLogger, shutdownGrace: min(configuration.server.shutdownGrace, .seconds(5))
+                        logger: backendLogger, observer: observer, shutdownGrace: min(configuration.server.shutdownGrace, .seconds(5))
                     ))
                 }
             case .http:

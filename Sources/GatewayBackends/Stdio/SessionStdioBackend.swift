@@ -18,6 +18,7 @@ public final class SessionStdioBackend: Backend, @unchecked Sendable {
     private let logger: Logger
     private let handshakeTimeout: Duration
     private let shutdownGrace: Duration
+    private weak var observer: (any BackendObserver)?
 
     // Confined to `eventLoop`.
     private var processes: [String: StdioProcess] = [:]
@@ -26,9 +27,10 @@ public final class SessionStdioBackend: Backend, @unchecked Sendable {
 
     public init(
         name: String, config: StdioBackendConfig, callTimeout: Duration, eventLoop: any EventLoop, logger: Logger,
-        handshakeTimeout: Duration = .seconds(30), shutdownGrace: Duration = .seconds(2)
+        observer: (any BackendObserver)?, handshakeTimeout: Duration = .seconds(30), shutdownGrace: Duration = .seconds(2)
     ) {
         self.name = name
+        self.observer = observer
         self.config = config
         self.callTimeout = callTimeout
         self.eventLoop = eventLoop
@@ -40,13 +42,26 @@ public final class SessionStdioBackend: Backend, @unchecked Sendable {
     public var tools: [JSONObject] { published.withLockedValue { $0.tools } }
     public var isReady: Bool { published.withLockedValue { $0.ready } }
 
+    /// Starts a probe process to learn the tool list, then stops it. A failed probe is retried with backoff
+    /// until one succeeds, so a backend whose command is fixed later (or was slow to come up) joins the catalog.
     public func start() -> EventLoopFuture<Void> {
-        eventLoop.flatSubmit {
-            let probe = StdioProcess(backendName: self.name, config: self.config, eventLoop: self.eventLoop, logger: self.logger)
-            return probe.start(handshakeTimeout: self.handshakeTimeout).flatMap {
-                self.published.withLockedValue { $0 = (probe.tools, true) }
-                return probe.terminate(grace: self.shutdownGrace)
-            }
+        eventLoop.flatSubmit { self.probe() }
+    }
+
+    private var probeBackoff = RestartBackoff()
+
+    private func probe() -> EventLoopFuture<Void> {
+        guard !stopping else { return eventLoop.makeSucceededVoidFuture() }
+        let probe = StdioProcess(backendName: name, config: config, eventLoop: eventLoop, logger: logger)
+        return probe.start(handshakeTimeout: handshakeTimeout).flatMap {
+            self.published.withLockedValue { $0 = (probe.tools, true) }
+            self.observer?.backendToolsChanged(self.name)
+            return probe.terminate(grace: self.shutdownGrace)
+        }.flatMapErrorThrowing { error in
+            let delay = self.probeBackoff.failed(now: Int64(NIODeadline.now().uptimeNanoseconds), random: Double.random(in: 0..<1))
+            self.logger.warning("backend probe failed; retrying", metadata: ["delay_ms": "\(delay.nanoseconds / 1_000_000)", "error": "\(error)"])
+            self.eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) { _ = self.probe() }
+            throw error
         }
     }
 

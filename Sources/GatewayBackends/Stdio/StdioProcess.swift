@@ -28,6 +28,7 @@ final class StdioProcess: @unchecked Sendable {
     private var channel: (any Channel)?
     private var stderrChannel: (any Channel)?
     private var nextRequestID = 1
+    private var flushScheduled = false
     private var pending: [Int: Pending] = [:]
     private var exitPromise: EventLoopPromise<Void>
     private var waitingForReady: [(BackendCall, any BackendCallSink, StdioInFlight)] = []
@@ -60,12 +61,19 @@ final class StdioProcess: @unchecked Sendable {
         do {
             let loop = eventLoop
             child = try ChildProcess.spawn(config) { [weak self] exit in
-                loop.execute { self?.processExited(exit) }
+                guard let process = self else { return }
+                loop.execute { process.processExited(exit) }
             }
         } catch {
+            // Nothing was spawned, so no termination handler will run: report the exit here, so the
+            // supervisor schedules the next attempt just as it does after a crash.
+            logger.error("backend process could not be started", metadata: ["error": "\(error)"])
             state = .exited
             exitPromise.succeed()
             failWaiting(reason: "\(error)")
+            let callback = onExit
+            onExit = nil
+            callback?(nil)
             return eventLoop.makeFailedFuture(error)
         }
         self.child = child
@@ -198,12 +206,21 @@ final class StdioProcess: @unchecked Sendable {
         write(body)
     }
 
+    /// Writes one message line. Flushes are coalesced: calls hopping here from many connections in one event
+    /// loop tick leave in one `writev`, so a busy backend pipe costs a syscall per batch, not per call.
     private func write(_ message: [UInt8]) {
         guard let channel else { return }
         var buffer = channel.allocator.buffer(capacity: message.count + 1)
         buffer.writeBytes(message)
         buffer.writeInteger(UInt8(ascii: "\n"))
-        channel.writeAndFlush(buffer, promise: nil)
+        channel.write(buffer, promise: nil)
+        if !flushScheduled {
+            flushScheduled = true
+            eventLoop.execute {
+                self.flushScheduled = false
+                self.channel?.flush()
+            }
+        }
     }
 
     // MARK: - Inbound
@@ -458,7 +475,7 @@ final class StderrHandler: ChannelInboundHandler, Sendable {
     }
 }
 
-extension EventLoopFuture {
+extension EventLoopFuture where Value: Sendable {
     /// Fails with a timeout error if the future has not completed in time.
     func withTimeout(_ timeout: Duration, on eventLoop: any EventLoop, description: String) -> EventLoopFuture<Value> {
         let promise = eventLoop.makePromise(of: Value.self)

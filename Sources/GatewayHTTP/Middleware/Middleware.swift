@@ -169,8 +169,12 @@ public struct OriginGuard: HTTPMiddleware {
         return false
     }
 
+    /// `localhost`, `*.localhost` (RFC 6761 §6.3), `::1`, or an IPv4 literal in 127.0.0.0/8: four numeric labels,
+    /// so `127.0.0.1.attacker.example` is not mistaken for loopback.
     static func isLoopbackName(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.") || host.hasSuffix(".localhost")
+        if host == "localhost" || host == "::1" || host.hasSuffix(".localhost") { return true }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        return labels.count == 4 && labels[0] == "127" && labels.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
     }
 }
 
