@@ -108,6 +108,12 @@ let package = Package(
             dependencies: ["GatewayCore"],
             swiftSettings: strict
         ),
+        // `make bench`: micro-benchmarks of the core (argument validation cost per call).
+        .executableTarget(
+            name: "gateway-bench",
+            dependencies: ["GatewayCore", "GatewayPlugins"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "GatewayCoreTests",
             dependencies: ["GatewayCore", "GatewayPlugins"],

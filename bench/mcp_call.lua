@@ -37,7 +37,13 @@ function init(args)
   verified = 0
   prefix = '{"jsonrpc":"2.0","id":'
   middle = ',"method":"tools/call","params":{"name":"' .. tool .. '","arguments":{"text":"m'
-  suffix = '"}}}'
+  -- args[5]: optional further JSON members of "arguments" (e.g. the rest of a ten-field form).
+  local extra = args[5]
+  if extra ~= nil and extra ~= "" and extra ~= "-" then
+    suffix = '",' .. extra .. '}}}'
+  else
+    suffix = '"}}}'
+  end
 end
 
 function request()

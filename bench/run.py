@@ -151,7 +151,14 @@ class McpConn:
 # ---------------------------------------------------------------------------
 
 
-def gateway_config(example: Path) -> str:
+# The other nine fields of the diagnostics `form` tool's ten-property schema (text is the tenth).
+FORM_FIELDS = ('"count":7,"ratio":0.5,"flag":true,"mode":"balanced","tags":["a","b","c"],'
+               '"when":"2026-11-29T07:00:00Z","id":"abc-1234","note":"a short note",'
+               '"owner":{"name":"ada","email":"ada@example.com"}')
+TARGET_VALIDATION_US = 10.0  # argument validation per call, ten-property schema
+
+
+def gateway_config(example: Path, validation: str = "strict") -> str:
     return f"""server:
   listen: "127.0.0.1:0"
   endpoint: /mcp
@@ -162,6 +169,7 @@ sessions:
   max: 1000000
 tools:
   separator: "__"
+  validation: {validation}
 backends:
   diag: {{ type: plugin, plugin: diagnostics }}
   example: {{ type: stdio, command: [{json.dumps(str(example))}] }}
@@ -225,9 +233,11 @@ def logged_port(stderr_path: Path) -> int | None:
     return None
 
 
-def start_gateway(binary: Path, example: Path, workdir: Path) -> Server:
+def start_gateway(binary: Path, example: Path, workdir: Path, validation: str = "strict") -> Server:
+    workdir = workdir / f"gateway-{validation}"
+    workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "gateway.yaml"
-    cfg.write_text(gateway_config(example))
+    cfg.write_text(gateway_config(example, validation))
     err = open(workdir / "gateway.stderr.log", "wb")
     proc = subprocess.Popen(
         [str(binary), "serve", "--config", str(cfg)],
@@ -350,6 +360,8 @@ def main() -> int:
     ap.add_argument("--nginx-workers", default="1", help="nginx worker_processes (default 1; 'auto' for all cores)")
     ap.add_argument("--gateway", type=Path, default=REPO / ".build/release/mcp-gateway")
     ap.add_argument("--example", type=Path, default=REPO / ".build/release/ExampleServer")
+    ap.add_argument("--micro", type=Path, default=REPO / ".build/release/gateway-bench",
+                    help="the core micro-benchmark binary (argument validation cost)")
     ap.add_argument("--no-nginx", action="store_true", help="skip the nginx ceiling")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -378,6 +390,7 @@ def main() -> int:
     failures: list[str] = []
     mem: dict = {}
     sess: dict = {}
+    validation: dict = {}
     gw = None
     ng = None
     try:
@@ -423,6 +436,16 @@ def main() -> int:
                     failures.append(f"{tool} c={n}: {r['mismatches']} mismatches, {r['non200']} non-200, "
                                     f"{socket_errors(r)} socket errors, {r['verified']} verified replies")
 
+        # ---- argument validation: a validated ten-field call, here (strict) and below with validation off ----
+        form_args = ["verify", "diag__form", bench_sid, VERSION, FORM_FIELDS]
+        validated = {}
+        for n in [x for x in conns if x > 1] or conns:
+            r = run_wrk(wrk, call_script, gw.url, n, a.duration, form_args)
+            validated[n] = r
+            log(f"diag__form strict c={n}: {r['rps']:.0f} req/s p50 {r['p50_us']} µs")
+            if r["mismatches"] or r["non200"] or socket_errors(r) or r["verified"] == 0:
+                failures.append(f"diag__form strict c={n}: {r['mismatches']} mismatches, {r['non200']} non-200")
+
         # ---- new-session cost (last: it leaves many sessions behind) ----
         lat = run_wrk(wrk, session_script, gw.url, 1, a.session_duration, [VERSION])
         thr = run_wrk(wrk, session_script, gw.url, 16, a.session_duration, [VERSION])
@@ -440,6 +463,28 @@ def main() -> int:
         gw = None
         if rc not in (0, None):
             failures.append(f"gateway exited with {rc} on SIGTERM")
+
+        # ---- the same ten-field call with validation off, and the validator's own cost per call ----
+        gw = start_gateway(a.gateway, a.example, work, validation="off")
+        c = McpConn(gw.port)
+        off_sid = c.new_session()
+        c.close()
+        unvalidated = {}
+        for n in validated:
+            r = run_wrk(wrk, call_script, gw.url, n, a.duration, ["verify", "diag__form", off_sid, VERSION, FORM_FIELDS])
+            unvalidated[n] = r
+            log(f"diag__form off c={n}: {r['rps']:.0f} req/s p50 {r['p50_us']} µs")
+        stop_server(gw)
+        gw = None
+        micro = {}
+        if a.micro.exists():
+            m = subprocess.run([str(a.micro)], capture_output=True, text=True, timeout=300)
+            if m.returncode == 0:
+                micro = json.loads(m.stdout.strip().splitlines()[-1])
+                log(f"validation per call: strict valid {micro['strict_valid_us']:.2f} µs, invalid {micro['strict_invalid_us']:.2f} µs")
+            else:
+                failures.append(f"gateway-bench failed: {m.stderr[-500:]}")
+        validation = {"validated": validated, "off": unvalidated, "micro": micro}
 
         # ---- nginx ceiling ----
         if not a.no_nginx:
@@ -465,7 +510,7 @@ def main() -> int:
         if ng is not None:
             stop_server(ng, signal.SIGQUIT)
 
-    report, missed = render(rows, mem, sess, failures, started, a)
+    report, missed = render(rows, mem, sess, failures, started, a, validation)
     print(report)
     a.results.mkdir(parents=True, exist_ok=True)
     out = a.results / (started.strftime("%Y%m%dT%H%M%SZ") + ".md")
@@ -487,7 +532,7 @@ def tool_version(cmd: list[str]) -> str:
         return "?"
 
 
-def render(rows, mem, sess, failures, started, a) -> tuple[str, list[str]]:
+def render(rows, mem, sess, failures, started, a, validation=None) -> tuple[str, list[str]]:
     def row(target: str, n: int):
         return next((r for r in rows if r["target"] == target and r["connections"] == n), None)
 
@@ -525,6 +570,19 @@ def render(rows, mem, sess, failures, started, a) -> tuple[str, list[str]]:
                      f"for {mem['sessions']} sessions = {mem['per_session']:.0f} B/session "
                      f"(created at {mem['python_pairs_per_s']:.0f} pairs/s by one sequential Python client)")
 
+    if validation:
+        lines += ["", "## argument validation (diag__form, ten-property schema)", ""]
+        micro = validation.get("micro") or {}
+        if micro:
+            lines.append(f"- validator per call (gateway-bench, {micro['iterations']} iterations): strict, valid arguments "
+                         f"{micro['strict_valid_us']:.2f} µs; lenient, valid {micro['lenient_valid_us']:.2f} µs; "
+                         f"strict, invalid (full error result built) {micro['strict_invalid_us']:.2f} µs")
+        for n, r in sorted(validation.get("validated", {}).items()):
+            off = validation.get("off", {}).get(n)
+            if off:
+                lines.append(f"- c={n}: validated {r['rps']:.0f} req/s (p50 {fmt_us(r['p50_us'])}) vs validation off "
+                             f"{off['rps']:.0f} req/s (p50 {fmt_us(off['p50_us'])}): {r['rps'] / off['rps']:.0%}")
+
     lines += ["", "## targets", "", "| target | measured | goal | verdict |", "|---|---|---|---|"]
     missed: list[str] = []
 
@@ -551,6 +609,10 @@ def render(rows, mem, sess, failures, started, a) -> tuple[str, list[str]]:
         ratio = st["rps"] / ip["rps"] if ip["rps"] else 0.0
         target(f"stdio throughput c={n}", f"{ratio:.0%} of in-process", f">= {TARGET_STDIO_VS_INPROC:.0%}",
                ratio >= TARGET_STDIO_VS_INPROC)
+    micro = (validation or {}).get("micro") or {}
+    if micro:
+        target("argument validation per call (10 properties)", f"{micro['strict_valid_us']:.2f} µs",
+               f"<= {TARGET_VALIDATION_US:g} µs", micro["strict_valid_us"] <= TARGET_VALIDATION_US)
     if mem:
         target("idle session memory", f"{mem['per_session']:.0f} B", f"<= {TARGET_IDLE_SESSION_BYTES} B",
                mem["per_session"] <= TARGET_IDLE_SESSION_BYTES)

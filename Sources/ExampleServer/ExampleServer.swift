@@ -55,7 +55,10 @@ final class Server: @unchecked Sendable {
         case "ping":
             send(JSONRPCEncoder.response(id: request.id, result: .object(JSONObject())))
         case "tools/list":
-            send(JSONRPCEncoder.response(id: request.id, result: ["tools": .array(Self.tools)]))
+            var tools = Self.tools
+            // A deliberately invalid schema, for `check --probe` tests.
+            if ProcessInfo.processInfo.environment["EXAMPLE_BROKEN_SCHEMA"] == "1" { tools.append(Self.brokenTool) }
+            send(JSONRPCEncoder.response(id: request.id, result: ["tools": .array(tools)]))
         case "tools/call":
             call(request)
         default:
@@ -93,6 +96,18 @@ final class Server: @unchecked Sendable {
             reply(request, text: "ok")
         case "fail":
             reply(request, text: "example-server fail: this tool always fails", isError: true)
+        case "weather":
+            // Answers with exactly the arguments it received, so tests can see what reached the backend.
+            send(JSONRPCEncoder.response(id: request.id, result: [
+                "content": [["type": "text", "text": .string(JSONValue.object(arguments).jsonString)]],
+                "structuredContent": ["arguments": .object(arguments)],
+            ]))
+        case "bad_output":
+            // Declares an outputSchema with a numeric `sum` and breaks it, to exercise the gateway's check.
+            send(JSONRPCEncoder.response(id: request.id, result: [
+                "content": [["type": "text", "text": "not a number"]],
+                "structuredContent": ["sum": "not a number"],
+            ]))
         default:
             send(JSONRPCEncoder.error(id: request.id, .invalidParams("Unknown tool: \(name)")))
         }
@@ -170,5 +185,32 @@ final class Server: @unchecked Sendable {
         ["name": "pid", "description": "Returns this process's id.", "inputSchema": ["type": "object"]],
         ["name": "noise", "description": "Writes a non-JSON line to stdout and a line to stderr, then answers ok.", "inputSchema": ["type": "object"]],
         ["name": "fail", "description": "Always returns a tool error.", "inputSchema": ["type": "object"]],
+        [
+            "name": "weather", "description": "Returns the arguments it received (for argument validation tests).",
+            "inputSchema": [
+                "type": "object",
+                "properties": [
+                    "city": ["type": "string", "description": "City name"],
+                    "unit": ["type": "string", "enum": ["celsius", "fahrenheit"]],
+                    "days": ["type": "integer", "minimum": 1, "maximum": 7],
+                    "address": [
+                        "type": "object",
+                        "properties": ["zip": ["type": "string", "pattern": "^[0-9]{5}$"]],
+                        "required": ["zip"],
+                    ],
+                ],
+                "required": ["city"],
+            ],
+        ],
+        [
+            "name": "bad_output", "description": "Returns structuredContent that breaks its own outputSchema.",
+            "inputSchema": ["type": "object", "additionalProperties": false],
+            "outputSchema": ["type": "object", "properties": ["sum": ["type": "number"]], "required": ["sum"]],
+        ],
+    ]
+
+    static let brokenTool: JSONValue = [
+        "name": "broken", "description": "Has an invalid inputSchema (an unparsable pattern).",
+        "inputSchema": ["type": "object", "properties": ["code": ["type": "string", "pattern": "(["]]],
     ]
 }

@@ -205,13 +205,16 @@ struct NodeReader {
     }
 
     mutating func readTools(_ node: Node, into tools: inout ToolsConfig) {
-        guard let map = mapping(node, path: "tools", allowed: ["separator", "validation"]) else { return }
+        guard let map = mapping(node, path: "tools", allowed: ["separator", "prefix", "validation"]) else { return }
+        if let v = map["prefix"], let mode = enumeration(v, path: "tools.prefix", PrefixMode.self) {
+            tools.prefix = mode
+        }
         if let v = map["separator"], let text = string(v, path: "tools.separator") {
             if !text.isEmpty, text.count <= 4, text.allSatisfy({ "_.-".contains($0) }) { tools.separator = text } else {
                 problem(v, "tools.separator", "\"\(text)\" must be 1-4 characters from \"_\", \".\" and \"-\" (tool names allow only [A-Za-z0-9_.-])")
             }
         }
-        if let v = map["validation"], let mode = enumeration(v, path: "tools.validation", ValidationMode.self) {
+        if let v = map["validation"], let mode = enumeration(v, path: "tools.validation", ArgumentValidationMode.self) {
             tools.validation = mode
         }
     }

@@ -86,11 +86,11 @@ public struct LimitsConfig: Sendable {
     public var maxInflight = 4096
 }
 
-public enum ValidationMode: String, Sendable, CaseIterable { case strict, lenient, off }
-
 public struct ToolsConfig: Sendable {
     public var separator = "__"
-    public var validation: ValidationMode = .strict
+    /// `always`, `conditional` (prefix only names two backends share) or `never` (a shared name is an error).
+    public var prefix: PrefixMode = .always
+    public var validation: ArgumentValidationMode = .strict
 }
 
 public enum Isolation: String, Sendable, CaseIterable { case shared, session }

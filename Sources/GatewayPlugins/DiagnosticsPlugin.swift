@@ -34,6 +34,12 @@ public struct DiagnosticsPlugin: ToolPlugin {
             annotations: ["readOnlyHint": true, "openWorldHint": false]
         ),
         ToolDefinition(
+            name: "form", title: "Form",
+            description: "Returns the text field of a ten-field form: a realistic argument schema, for validation tests and benchmarks.",
+            inputSchema: DiagnosticsPlugin.formSchema,
+            annotations: ["readOnlyHint": true, "idempotentHint": true, "openWorldHint": false]
+        ),
+        ToolDefinition(
             name: "fail", title: "Fail",
             description: "Returns a tool error (isError: true) with the given message.",
             inputSchema: [
@@ -59,6 +65,8 @@ public struct DiagnosticsPlugin: ToolPlugin {
                 return
             }
             sleep(milliseconds: milliseconds, context: context)
+        case "form":
+            context.finish(.text(call.arguments["text"]?.stringValue ?? ""))
         case "fail":
             let message = call.arguments["message"]?.stringValue ?? "diagnostics fail: this tool always fails"
             context.finish(.text(message, isError: true))
@@ -66,6 +74,26 @@ public struct DiagnosticsPlugin: ToolPlugin {
             context.finish(.text("diagnostics has no tool \"\(call.tool)\"", isError: true))
         }
     }
+
+    /// Ten properties of the kinds tool schemas use: strings with patterns, lengths and formats, numbers with
+    /// bounds, an enum, a boolean, an array of strings and a nested object.
+    public static let formSchema: JSONObject = [
+        "type": "object",
+        "properties": [
+            "text": ["type": "string", "description": "Returned as the result."],
+            "count": ["type": "integer", "minimum": 0, "maximum": 1000],
+            "ratio": ["type": "number", "exclusiveMinimum": 0, "maximum": 1],
+            "flag": ["type": "boolean"],
+            "mode": ["type": "string", "enum": ["fast", "balanced", "thorough"]],
+            "tags": ["type": "array", "items": ["type": "string", "maxLength": 32], "maxItems": 10, "uniqueItems": true],
+            "when": ["type": "string", "format": "date-time"],
+            "id": ["type": "string", "pattern": "^[a-z]{3}-[0-9]{4}$"],
+            "note": ["type": "string", "maxLength": 200],
+            "owner": ["type": "object", "properties": ["name": ["type": "string"], "email": ["type": "string"]], "required": ["name"]],
+        ],
+        "required": ["text"],
+        "additionalProperties": false,
+    ]
 
     /// Sleeps in up to ten steps, reporting progress after each, so a client sees progress arrive.
     private func sleep(milliseconds: Int, context: ToolCallContext) {

@@ -23,14 +23,27 @@ public final class Gateway: BackendObserver, Sendable {
     private let sweeper = NIOLockedValueBox<RepeatedTask?>(nil)
     private let draining = NIOLockedValueBox(false)
     private let observerRelay: ObserverRelay
+    /// Counters for what the metrics layer will export (validation failures, output-schema mismatches).
+    public let stats: GatewayStats
 
     public init(configuration: GatewayConfiguration, sealer: any SessionSealing, eventLoopGroup: any EventLoopGroup, logger: Logger) throws {
         self.configuration = configuration
         self.sealer = sealer
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
-        self.router = Router()
-        self.catalogBox = NIOLockedValueBox(Catalog(separator: configuration.tools.separator))
+        let stats = GatewayStats()
+        self.stats = stats
+        let validationLogger = logger
+        self.router = Router(guards: [
+            ArgumentValidation(mode: configuration.tools.validation) { tool, problems in
+                stats.recordValidationFailure(tool: tool.exposedName)
+                validationLogger.info("tool call refused: invalid arguments", metadata: [
+                    "tool": "\(tool.exposedName)", "backend": "\(tool.backend)", "outcome": "rejected",
+                    "problems": "\(problems.map { "\($0.path.isEmpty ? "(arguments)" : $0.path): \($0.message)" }.joined(separator: "; "))",
+                ])
+            },
+        ])
+        self.catalogBox = NIOLockedValueBox(Catalog(separator: configuration.tools.separator, prefixMode: configuration.tools.prefix))
         self.sessions = NIOLockedValueBox(SessionTable(capacity: configuration.sessions.max, idleTimeout: configuration.sessions.idleTimeout))
         let observer = ObserverRelay()
         var built: [any Backend] = []
@@ -70,10 +83,14 @@ public final class Gateway: BackendObserver, Sendable {
 
     /// Starts every backend and waits (up to `wait`) for them to be ready, so the first `tools/list` is complete.
     /// A backend that cannot start is logged and retried by its supervisor; the gateway serves the others.
-    public func start(wait: Duration = .seconds(30)) async {
+    /// Returns, per backend that was not ready in time, why.
+    @discardableResult
+    public func start(wait: Duration = .seconds(30)) async -> [String: String] {
         let loop = eventLoopGroup.next()
+        let failures = NIOLockedValueBox<[String: String]>([:])
         let starts = backends.map { backend in
             backend.start().flatMapErrorThrowing { error in
+                failures.withLockedValue { $0[backend.name] = "\(error)" }
                 self.logger.error("backend did not start; it will be retried", metadata: ["backend": "\(backend.name)", "error": "\(error)"])
             }
         }
@@ -86,6 +103,11 @@ public final class Gateway: BackendObserver, Sendable {
         let interval = TimeAmount.milliseconds(min(1000, max(50, configuration.sessions.idleTimeout.nanoseconds / 4_000_000)))
         let task = eventLoopGroup.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in self.expireIdleSessions() }
         sweeper.withLockedValue { $0 = task }
+        var result = failures.withLockedValue { $0 }
+        for backend in backends where !backend.isReady && result[backend.name] == nil {
+            result[backend.name] = "not ready within \(DurationFormat.describe(wait))"
+        }
+        return result
     }
 
     /// Stops taking sessions, ends every session and stops every backend (children reaped).
@@ -118,11 +140,35 @@ public final class Gateway: BackendObserver, Sendable {
         rebuildCatalog()
     }
 
+    /// Rebuilds the catalog from every backend's current tool list; schemas are compiled here, once per refresh.
     private func rebuildCatalog() {
-        let catalog = Catalog(separator: configuration.tools.separator, backends: backends.map { ($0.name, $0.tools) })
-        for problem in catalog.problems { logger.warning("catalog problem", metadata: ["error": "\(problem)"]) }
-        catalogBox.withLockedValue { $0 = catalog }
+        let catalog = Self.buildCatalog(configuration: configuration, backends: backends)
+        let previous = catalogBox.withLockedValue { current -> Catalog in
+            defer { current = catalog }
+            return current
+        }
+        let previousProblems = Set(previous.problems.map(\.description))
+        for problem in catalog.problems where !previousProblems.contains(problem.description) {
+            logger.log(level: problem.severity == .error ? .error : .notice, "catalog problem", metadata: [
+                "backend": "\(problem.backend)", "tool": "\(problem.tool ?? "")", "error": "\(problem.message)",
+            ])
+        }
+        let previousRenames = Set(previous.renamed.map(\.exposed))
+        for rename in catalog.renamed where !previousRenames.contains(rename.exposed) {
+            logger.notice("tool name shortened or sanitised to fit 64 characters of [A-Za-z0-9_.-]", metadata: [
+                "tool": "\(rename.exposed)", "backend": "\(rename.backend)", "original": "\(rename.original)",
+            ])
+        }
         logger.info("catalog refreshed", metadata: ["tools": "\(catalog.tools.count)"])
+    }
+
+    /// The catalog the configuration and the backends' tool lists give (also used by `check --probe`).
+    public static func buildCatalog(configuration: GatewayConfiguration, backends: [any Backend]) -> Catalog {
+        let sources = backends.map { backend -> CatalogSource in
+            let config = configuration.backend(named: backend.name)
+            return CatalogSource(backend: backend.name, tools: backend.tools, include: config?.include ?? ["*"], exclude: config?.exclude ?? [])
+        }
+        return Catalog(separator: configuration.tools.separator, prefixMode: configuration.tools.prefix, sources: sources)
     }
 
     // MARK: - Sessions
@@ -244,9 +290,17 @@ public final class Gateway: BackendObserver, Sendable {
                 reply.sendResponse(JSONRPCEncoder.error(id: request.id, catalog.unknownToolError(route.tool.exposedName)))
                 return
             }
+            let outputCheck = route.tool.outputSchema.map { schema in
+                OutputSchemaCheck(tool: route.tool, schema: schema) { [logger, stats] tool, problems in
+                    stats.recordOutputSchemaMismatch(tool: tool.exposedName)
+                    logger.warning("tool result does not match its outputSchema; passed on unchanged", metadata: [
+                        "tool": "\(tool.exposedName)", "backend": "\(tool.backend)", "problems": "\(problems.prefix(3).joined(separator: "; "))",
+                    ])
+                }
+            }
             let execution = ToolCallExecution(
                 eventLoop: eventLoop, requestID: request.id, backendName: backend.name, method: request.method, reply: reply,
-                session: session, timeout: backend.callTimeout
+                session: session, timeout: backend.callTimeout, outputCheck: outputCheck
             ) { [weak self, session] execution in
                 session.unregister(execution.requestID, execution)
                 self?.adjustBusy(session, by: -1)

@@ -17,6 +17,7 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
     private let reply: any ReplyChannel
     private let session: SessionState
     private let timeout: Duration
+    private let outputCheck: OutputSchemaCheck?
     private let onDone: @Sendable (ToolCallExecution) -> Void
     private var inFlight: (any BackendInFlight)?
     private var timer: Scheduled<Void>?
@@ -24,8 +25,9 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
 
     init(
         eventLoop: any EventLoop, requestID: RequestID, backendName: String, method: String, reply: any ReplyChannel,
-        session: SessionState, timeout: Duration, onDone: @escaping @Sendable (ToolCallExecution) -> Void
+        session: SessionState, timeout: Duration, outputCheck: OutputSchemaCheck? = nil, onDone: @escaping @Sendable (ToolCallExecution) -> Void
     ) {
+        self.outputCheck = outputCheck
         self.eventLoop = eventLoop
         self.requestID = requestID
         self.backendName = backendName
@@ -59,7 +61,9 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
         onLoop { [self] in
             guard !finished else { return }
             switch backendReply {
-            case .result(let raw): complete(JSONRPCEncoder.response(id: requestID, rawResult: raw))
+            case .result(let raw):
+                outputCheck?.check(raw)
+                complete(JSONRPCEncoder.response(id: requestID, rawResult: raw))
             case .error(let error): complete(JSONRPCEncoder.error(id: requestID, error))
             }
         }
@@ -86,5 +90,25 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
 
     private func onLoop(_ work: @escaping @Sendable () -> Void) {
         if eventLoop.inEventLoop { work() } else { eventLoop.execute(work) }
+    }
+}
+
+/// Checks a result's `structuredContent` against the tool's declared `outputSchema` (2025-11-25/server/tools#
+/// output-schema: servers MUST conform). A mismatch is reported, and the result still passes unchanged: the
+/// gateway observes a backend's contract, it does not rewrite answers.
+struct OutputSchemaCheck: Sendable {
+    let tool: CatalogTool
+    let schema: JSONSchema
+    let report: @Sendable (CatalogTool, [String]) -> Void
+
+    func check(_ raw: [UInt8]) {
+        guard let result = try? JSONParser.parse(raw, maxDepth: 512) else { return }
+        if result["isError"]?.boolValue == true { return }
+        guard let structured = result["structuredContent"] else {
+            report(tool, ["the tool declares an outputSchema but the result has no structuredContent"])
+            return
+        }
+        let violations = schema.validate(structured, limit: 10)
+        if !violations.isEmpty { report(tool, violations.map(\.description)) }
     }
 }

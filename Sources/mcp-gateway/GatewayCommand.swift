@@ -104,16 +104,72 @@ struct GatewayService: Service {
 }
 
 struct CheckCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate a configuration file and print every problem.")
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate a configuration file and print every problem.",
+        discussion: "With --probe, also start each backend, handshake, list its tools, compile every schema, and report name collisions and shortened names."
+    )
 
     @Option(name: .long, help: "Configuration file (default: $MCP_GATEWAY_CONFIG, then config/gateway.yaml).")
     var config: String?
+
+    @Flag(name: .long, help: "Start every backend and check its tools (schemas, name collisions, shortened names).")
+    var probe = false
 
     func run() async throws {
         let path = configPath(config)
         let configuration = try loadConfigOrExit(path)
         for notice in configuration.notices { print("\(notice) (notice)") }
-        print("\(path): ok: \(configuration.backends.count) backend(s): \(configuration.backends.map { "\($0.name) (\($0.kind.typeName))" }.joined(separator: ", "))")
+        guard probe else {
+            print("\(path): ok: \(configuration.backends.count) backend(s): \(configuration.backends.map { "\($0.name) (\($0.kind.typeName))" }.joined(separator: ", "))")
+            return
+        }
+        if try await Probe.run(configuration: configuration, path: path) == false { throw ExitCode(2) }
+    }
+}
+
+/// `check --probe`: the configuration's backends really started, their tools really listed.
+enum Probe {
+    static func run(configuration: GatewayConfiguration, path: String) async throws -> Bool {
+        // Backends' own logs (stderr lines, restarts) go to stderr; the report goes to stdout.
+        LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: .text, level: .warning) }
+        let logger = Logger(label: "mcp-gateway.check")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let sealer = SessionSealer(keys: configuration.sessions.keys, maxLifetime: configuration.sessions.maxLifetime)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(configuration: configuration, sealer: sealer, eventLoopGroup: group, logger: logger)
+        } catch {
+            print("\(path): \(error)")
+            try? await group.shutdownGracefully()
+            return false
+        }
+        let failures = await gateway.start(wait: .seconds(30))
+        let catalog = gateway.catalog
+        var errors = 0
+        func location(_ backend: String) -> String {
+            configuration.backend(named: backend)?.line.map { "\(path):\($0)" } ?? path
+        }
+        for backend in gateway.backends {
+            if let failure = failures[backend.name] {
+                print("\(location(backend.name)): backends.\(backend.name): error: did not start: \(failure)")
+                errors += 1
+            } else {
+                print("\(location(backend.name)): backends.\(backend.name): ok: \(backend.kind), \(catalog.tools(of: backend.name).count) tool(s) exposed of \(backend.tools.count) listed")
+            }
+        }
+        for problem in catalog.problems {
+            let subject = problem.tool.map { "tool \"\($0)\": " } ?? ""
+            print("\(location(problem.backend)): backends.\(problem.backend): \(problem.severity.rawValue): \(subject)\(problem.message)")
+            if problem.severity == .error { errors += 1 }
+        }
+        for rename in catalog.renamed {
+            print("\(location(rename.backend)): backends.\(rename.backend): notice: tool \"\(rename.original)\" is exposed as \"\(rename.exposed)\" (names are kept within 64 characters of [A-Za-z0-9_.-])")
+        }
+        print("\(path): \(errors == 0 ? "ok" : "\(errors) error(s)"): \(catalog.tools.count) tool(s) exposed from \(gateway.backends.count) backend(s)")
+        await gateway.shutdown()
+        try? await group.shutdownGracefully()
+        return errors == 0
     }
 }
 

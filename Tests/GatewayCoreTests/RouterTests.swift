@@ -123,9 +123,10 @@ import Testing
     }
 
     @Test func duplicateNamesAreReported() {
-        let duplicated = Catalog(backends: [(name: "a", tools: [["name": "x"], ["name": "x"], ["title": "nameless"]])])
+        let duplicated = Catalog(backends: [(name: "a", tools: [["name": "x", "inputSchema": ["type": "object"]], ["name": "x"], ["title": "nameless"]])])
         #expect(duplicated.exposedNames == ["a__x"])
         #expect(duplicated.problems.count == 2)
+        #expect(duplicated.problems.allSatisfy { $0.severity == .error })
     }
 }
 

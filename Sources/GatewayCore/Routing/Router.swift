@@ -14,6 +14,13 @@ public struct ToolCallRoute: Sendable {
     public var backendParams: JSONObject
     public var arguments: JSONObject
     public var progressToken: JSONValue?
+
+    public init(tool: CatalogTool, backendParams: JSONObject, arguments: JSONObject, progressToken: JSONValue?) {
+        self.tool = tool
+        self.backendParams = backendParams
+        self.arguments = arguments
+        self.progressToken = progressToken
+    }
 }
 
 /// A check on a resolved tool call before it reaches its backend: the seam where argument validation,
