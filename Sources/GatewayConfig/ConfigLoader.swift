@@ -151,25 +151,117 @@ struct NodeReader {
         }
     }
 
+    static let allowedAlgorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
     mutating func readAuth(_ node: Node, into auth: inout AuthConfig) {
         guard let map = mapping(node, path: "auth", allowed: ["mode", "oauth", "resource_metadata", "api_keys"]) else { return }
+        var modeNode: Node?
         if let v = map["mode"], let mode = enumeration(v, path: "auth.mode", AuthMode.self) {
             auth.mode = mode
-            if mode != .none {
-                problem(v, "auth.mode", "\"\(mode.rawValue)\" is not available in this build yet; only \"none\" is (refusing to start unauthenticated while auth is asked for)")
+            modeNode = v
+        }
+        if let v = map["oauth"], let oauth = mapping(v, path: "auth.oauth", allowed: [
+            "issuer", "audience", "jwks_url", "jwks_file", "algorithms", "leeway", "tenant_claim", "required_scopes", "introspection",
+        ]) {
+            let issuer = oauth["issuer"].flatMap { string($0, path: "auth.oauth.issuer") }
+            let audience = oauth["audience"].flatMap { string($0, path: "auth.oauth.audience") }
+            if issuer == nil { problem(v, "auth.oauth.issuer", "is required (the authorization server's issuer identifier)") }
+            if audience == nil { problem(v, "auth.oauth.audience", "is required (the gateway's canonical URI, e.g. https://mcp.example.com/mcp)") }
+            var config = OAuthConfig(issuer: issuer ?? "", audience: audience ?? "")
+            if let u = oauth["jwks_url"], let url = string(u, path: "auth.oauth.jwks_url") {
+                if Self.isHTTPSOrLoopbackHTTP(url) { config.jwksURL = url } else {
+                    problem(u, "auth.oauth.jwks_url", "must be an https URL (plain http only for a loopback host)")
+                }
             }
+            if let f = oauth["jwks_file"], let file = string(f, path: "auth.oauth.jwks_file") { config.jwksFile = file }
+            if let a = oauth["algorithms"], let list = stringList(a, path: "auth.oauth.algorithms") {
+                for algorithm in list where !Self.allowedAlgorithms.contains(algorithm) {
+                    let why = algorithm.lowercased() == "none" || algorithm.uppercased().hasPrefix("HS")
+                        ? "is never accepted (an unsigned token, or an HMAC key that a public JWKS would hand to anyone)"
+                        : "is not supported (use \(Self.allowedAlgorithms.joined(separator: ", ")))"
+                    problem(a, "auth.oauth.algorithms", "\"\(algorithm)\" \(why)")
+                }
+                if list.isEmpty { problem(a, "auth.oauth.algorithms", "must list at least one algorithm") }
+                config.algorithms = list
+            }
+            if let l = oauth["leeway"], let leeway = duration(l, path: "auth.oauth.leeway", minimum: .zero) { config.leeway = leeway }
+            if let t = oauth["tenant_claim"], let claim = string(t, path: "auth.oauth.tenant_claim") { config.tenantClaim = claim }
+            if let r = oauth["required_scopes"], let list = stringList(r, path: "auth.oauth.required_scopes") { config.requiredScopes = list }
+            if let i = oauth["introspection"], let intro = mapping(i, path: "auth.oauth.introspection", allowed: ["url", "client_id", "client_secret"]) {
+                let url = intro["url"].flatMap { string($0, path: "auth.oauth.introspection.url") }
+                let clientID = intro["client_id"].flatMap { string($0, path: "auth.oauth.introspection.client_id") }
+                let secret = intro["client_secret"].flatMap { string($0, path: "auth.oauth.introspection.client_secret") }
+                if let url, !Self.isHTTPSOrLoopbackHTTP(url) { problem(i, "auth.oauth.introspection.url", "must be an https URL (plain http only for a loopback host)") }
+                if url == nil || clientID == nil || secret == nil {
+                    problem(i, "auth.oauth.introspection", "needs url, client_id and client_secret")
+                } else {
+                    config.introspection = IntrospectionConfig(url: url!, clientID: clientID!, clientSecret: secret!)
+                }
+            }
+            if config.jwksURL == nil, config.jwksFile == nil, config.introspection == nil {
+                problem(v, "auth.oauth", "needs jwks_url or jwks_file (JWT access tokens) or introspection (opaque tokens)")
+            }
+            auth.oauth = config
         }
-        if let v = map["oauth"] {
-            _ = mapping(v, path: "auth.oauth", allowed: ["issuer", "audience", "jwks_url", "jwks_file", "algorithms", "leeway", "tenant_claim", "required_scopes", "introspection"])
-        }
-        if let v = map["resource_metadata"] {
-            _ = mapping(v, path: "auth.resource_metadata", allowed: ["resource", "authorization_servers", "scopes_supported"])
+        if let v = map["resource_metadata"], let meta = mapping(v, path: "auth.resource_metadata", allowed: ["resource", "authorization_servers", "scopes_supported"]) {
+            let resource = meta["resource"].flatMap { string($0, path: "auth.resource_metadata.resource") }
+            let servers = meta["authorization_servers"].flatMap { stringList($0, path: "auth.resource_metadata.authorization_servers") } ?? []
+            if resource == nil { problem(v, "auth.resource_metadata.resource", "is required (the gateway's canonical URI)") }
+            if servers.isEmpty { problem(v, "auth.resource_metadata.authorization_servers", "must list at least one authorization server (RFC 9728 §2; MCP requires one)") }
+            let scopes = meta["scopes_supported"].flatMap { stringList($0, path: "auth.resource_metadata.scopes_supported") } ?? []
+            auth.resourceMetadata = ResourceMetadataConfig(resource: resource ?? "", authorizationServers: servers, scopesSupported: scopes)
         }
         if let v = map["api_keys"], let list = sequence(v, path: "auth.api_keys") {
+            var ids = Set<String>()
             for (index, item) in list.enumerated() {
-                _ = mapping(item, path: "auth.api_keys[\(index)]", allowed: ["id", "sha256", "scopes", "tenant"])
+                let path = "auth.api_keys[\(index)]"
+                guard let key = mapping(item, path: path, allowed: ["id", "sha256", "scopes", "tenant"]) else { continue }
+                guard let id = key["id"].flatMap({ string($0, path: path + ".id") }), !id.isEmpty else {
+                    problem(item, path + ".id", "is required (it names the principal in logs and audit records)")
+                    continue
+                }
+                if !ids.insert(id).inserted { problem(item, path + ".id", "\"\(id)\" is used by another key") }
+                guard let digestText = key["sha256"].flatMap({ string($0, path: path + ".sha256") }), let digest = Self.hex32(digestText) else {
+                    problem(item, path + ".sha256", "must be the key's SHA-256 as 64 hex characters (printf %s KEY | sha256sum); the key itself never goes in the config")
+                    continue
+                }
+                var config = APIKeyConfig(id: id, sha256: digest)
+                if let s = key["scopes"], let scopes = stringList(s, path: path + ".scopes") { config.scopes = scopes }
+                if let t = key["tenant"], let tenant = string(t, path: path + ".tenant") { config.tenant = tenant }
+                auth.apiKeys.append(config)
             }
         }
+        switch auth.mode {
+        case .none: break
+        case .oauth:
+            if auth.oauth == nil { problem(modeNode ?? node, "auth.oauth", "is required when auth.mode is oauth") }
+        case .apiKey:
+            if auth.apiKeys.isEmpty { problem(modeNode ?? node, "auth.api_keys", "must list at least one key when auth.mode is api_key") }
+        case .oauthOrAPIKey:
+            if auth.oauth == nil { problem(modeNode ?? node, "auth.oauth", "is required when auth.mode is oauth_or_api_key") }
+        }
+        if auth.mode == .oauth || auth.mode == .oauthOrAPIKey, auth.resourceMetadata == nil, let oauth = auth.oauth {
+            // RFC 9728 metadata is a MUST for an MCP resource server: derive it from the OAuth settings.
+            auth.resourceMetadata = ResourceMetadataConfig(resource: oauth.audience, authorizationServers: [oauth.issuer], scopesSupported: oauth.requiredScopes)
+        }
+        if auth.mode != .none {
+            problem(modeNode ?? node, "auth.mode", "\"\(auth.mode.rawValue)\" is not available in this build yet; only \"none\" is (refusing to start unauthenticated while auth is asked for)")
+        }
+    }
+
+    static func isHTTPSOrLoopbackHTTP(_ url: String) -> Bool {
+        let lowered = url.lowercased()
+        if lowered.hasPrefix("https://") { return true }
+        guard lowered.hasPrefix("http://") else { return false }
+        let authority = lowered.dropFirst(7).prefix { $0 != "/" }
+        let host = authority.hasPrefix("[") ? String(authority.prefix { $0 != "]" }.dropFirst()) : String(authority.split(separator: ":").first ?? "")
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    static func hex32(_ text: String) -> [UInt8]? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        guard trimmed.count == 64, trimmed.allSatisfy(\.isHexDigit) else { return nil }
+        return SessionKeyText.decode(trimmed)
     }
 
     mutating func readRateLimit(_ node: Node, path: String) -> RateLimit? {
@@ -238,7 +330,8 @@ struct NodeReader {
             }
             if let s = tracing["service_name"], let text = string(s, path: "observability.tracing.service_name") { obs.serviceName = text }
         }
-        if let v = map["audit"], let audit = mapping(v, path: "observability.audit", allowed: ["path", "redact", "max_bytes", "keep"]) {
+        if let v = map["audit"], let audit = mapping(v, path: "observability.audit", allowed: ["path", "redact", "max_bytes", "keep", "on_failure"]) {
+            if let f = audit["on_failure"], let policy = enumeration(f, path: "observability.audit.on_failure", AuditFailurePolicy.self) { obs.auditOnFailure = policy }
             if let p = audit["path"], let text = string(p, path: "observability.audit.path") { obs.auditPath = text }
             if let r = audit["redact"], let list = stringList(r, path: "observability.audit.redact") { obs.auditRedact = list }
             if let m = audit["max_bytes"], let size = size(m, path: "observability.audit.max_bytes", minimum: 1024) { obs.auditMaxBytes = size }

@@ -66,6 +66,47 @@ public enum AuthMode: String, Sendable, CaseIterable { case none, oauth, apiKey 
 
 public struct AuthConfig: Sendable {
     public var mode: AuthMode = .none
+    public var oauth: OAuthConfig?
+    public var resourceMetadata: ResourceMetadataConfig?
+    public var apiKeys: [APIKeyConfig] = []
+}
+
+/// The gateway as an OAuth 2.1 resource server (2025-11-25/basic/authorization; digest §4).
+public struct OAuthConfig: Sendable {
+    public var issuer: String
+    /// The gateway's canonical URI: a token's `aud` must contain it (RFC 8707; MUST item 29).
+    public var audience: String
+    public var jwksURL: String?
+    public var jwksFile: String?
+    /// Signature algorithms accepted; never `none`, never an HMAC algorithm (a public key is not a shared secret).
+    public var algorithms: [String] = ["RS256", "ES256", "EdDSA"]
+    public var leeway: Duration = .seconds(60)
+    public var tenantClaim: String?
+    public var requiredScopes: [String] = []
+    public var introspection: IntrospectionConfig?
+}
+
+/// RFC 7662 token introspection, for opaque tokens.
+public struct IntrospectionConfig: Sendable {
+    public var url: String
+    public var clientID: String
+    /// A secret: never printed.
+    public var clientSecret: String
+}
+
+/// RFC 9728 Protected Resource Metadata, served at both well-known forms.
+public struct ResourceMetadataConfig: Sendable {
+    public var resource: String
+    public var authorizationServers: [String]
+    public var scopesSupported: [String] = []
+}
+
+public struct APIKeyConfig: Sendable {
+    public var id: String
+    /// SHA-256 of the key: the key itself is never stored in the config.
+    public var sha256: [UInt8]
+    public var scopes: [String] = []
+    public var tenant: String?
 }
 
 public struct RateLimit: Sendable, Equatable {
@@ -160,7 +201,11 @@ public struct ObservabilityConfig: Sendable {
     public var auditRedact: [String] = ["password", "token", "secret", "api_key"]
     public var auditMaxBytes = 100 * 1024 * 1024
     public var auditKeep = 10
+    /// When the audit sink fails: `refuse` calls (default: no unaudited call) or `allow` them.
+    public var auditOnFailure: AuditFailurePolicy = .refuse
 }
+
+public enum AuditFailurePolicy: String, Sendable, CaseIterable { case refuse, allow }
 
 /// One problem (or notice) found in a config file, printed by `check` as `FILE:LINE: key.path: message`.
 public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible, Error {
