@@ -1205,13 +1205,21 @@ struct ECMARegexMachine {
         let count = input.count
         if program.anchored { return run(0, 0) && !exhausted }
         var position = 0
+        let startsWithConsumer: Bool
+        switch code.first {
+        case .char(_, false)?, .any(false)?, .set(_, false)?: startsWithConsumer = true
+        default: startsWithConsumer = false
+        }
         while position <= count {
             if let first = program.firstByte {
                 while position < count && input[position] != first { position += 1 }
                 if position == count { return false }
             }
-            if run(0, position) { return true }
-            if exhausted { return false }
+            // Most patterns start by consuming a code point: skip positions where it cannot.
+            if !startsWithConsumer || step(code[0], position) >= 0 {
+                if run(0, position) { return true }
+                if exhausted { return false }
+            }
             guard position < count else { break }
             position += 1
             while position < count && input[position] & 0xC0 == 0x80 { position += 1 }

@@ -12,6 +12,7 @@ enum SchemaFormat: String, Sendable, CaseIterable {
     case email
     case idnEmail = "idn-email"
     case hostname
+    case idnHostname = "idn-hostname"
     case ipv4
     case ipv6
     case uri
@@ -33,7 +34,8 @@ enum SchemaFormat: String, Sendable, CaseIterable {
         case .duration: return Self.isDuration(bytes)
         case .email: return Self.isEmail(bytes, international: false)
         case .idnEmail: return Self.isEmail(bytes, international: true)
-        case .hostname: return Self.isHostname(bytes[...])
+        case .hostname: return SchemaIDNA.isHostname(bytes[...])
+        case .idnHostname: return SchemaIDNA.isIDNHostname(string)
         case .ipv4: return Self.isIPv4(bytes[...])
         case .ipv6: return Self.isIPv6(bytes[...])
         case .uri: return Self.isURI(bytes, requireScheme: true, international: false)
@@ -224,87 +226,9 @@ enum SchemaFormat: String, Sendable, CaseIterable {
         return compressed ? groups <= 7 : groups == 8
     }
 
-    /// RFC 1123 host names: dot-separated labels of letters, digits and hyphens, at most 63 octets
-    /// each, no leading or trailing hyphen, at most 253 octets in all. An A-label (`xn--`) must be
-    /// well-formed Punycode.
+    /// RFC 1123 host names (see `SchemaIDNA.isHostname`).
     static func isHostname(_ bytes: ArraySlice<UInt8>) -> Bool {
-        guard !bytes.isEmpty, bytes.count <= 253 else { return false }
-        var labelStart = bytes.startIndex
-        var index = bytes.startIndex
-        while index <= bytes.endIndex {
-            if index == bytes.endIndex || bytes[index] == UInt8(ascii: ".") {
-                let label = bytes[labelStart..<index]
-                guard !label.isEmpty, label.count <= 63, label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-") else {
-                    return false
-                }
-                if label.count >= 4, label[label.startIndex + 2] == UInt8(ascii: "-"), label[label.startIndex + 3] == UInt8(ascii: "-") {
-                    // "--" in positions 3 and 4 is reserved for A-labels (RFC 5891 §4.2.3.1).
-                    guard label.prefix(2).map({ $0 | 0x20 }) == [UInt8(ascii: "x"), UInt8(ascii: "n")],
-                        isPunycode(label.dropFirst(4))
-                    else { return false }
-                }
-                labelStart = index + 1
-                index += 1
-                continue
-            }
-            let byte = bytes[index]
-            guard isAlpha(byte) || isDigit(byte) || byte == UInt8(ascii: "-") else { return false }
-            index += 1
-        }
-        return true
-    }
-
-    /// RFC 3492 decoding, enough to tell well-formed Punycode from garbage.
-    static func isPunycode(_ bytes: ArraySlice<UInt8>) -> Bool {
-        guard !bytes.isEmpty else { return false }
-        var input = bytes
-        var output: [UInt32] = []
-        if let delimiter = input.lastIndex(of: UInt8(ascii: "-")) {
-            output = input[..<delimiter].map(UInt32.init)
-            input = input[(delimiter + 1)...]
-        }
-        var n: UInt32 = 128
-        var i: UInt32 = 0
-        var bias: UInt32 = 72
-        var position = input.startIndex
-        while position < input.endIndex {
-            let oldI = i
-            var w: UInt32 = 1
-            var k: UInt32 = 36
-            while true {
-                guard position < input.endIndex else { return false }
-                let byte = input[position]
-                position += 1
-                let digit: UInt32
-                switch byte | 0x20 {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"): digit = UInt32(byte | 0x20) - 97
-                case UInt8(ascii: "0")...UInt8(ascii: "9") where isDigit(byte): digit = UInt32(byte) - 22
-                default: return false
-                }
-                let (product, overflow) = digit.multipliedReportingOverflow(by: w)
-                guard !overflow else { return false }
-                i = i &+ product
-                let t = k <= bias ? 1 : (k >= bias + 26 ? 26 : k - bias)
-                if digit < t { break }
-                w = w &* (36 - t)
-                k += 36
-            }
-            let count = UInt32(output.count + 1)
-            var delta = oldI == 0 ? (i - oldI) / 700 : (i - oldI) / 2
-            delta += delta / count
-            var k2: UInt32 = 0
-            while delta > 455 {
-                delta /= 35
-                k2 += 36
-            }
-            bias = k2 + (36 * delta) / (delta + 38)
-            n = n &+ i / count
-            i %= count
-            guard n <= 0x10FFFF, Unicode.Scalar(n) != nil else { return false }
-            output.insert(n, at: Int(i))
-            i += 1
-        }
-        return true
+        SchemaIDNA.isHostname(bytes)
     }
 
     static func isEmail(_ bytes: [UInt8], international: Bool) -> Bool {
