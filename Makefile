@@ -12,12 +12,17 @@ CONFIG       ?= config/gateway.yaml
 # Interop suite: per-test limit (pytest-timeout) and extra flags.
 PYTEST_TIMEOUT ?= 120
 PYTEST_ARGS    ?=
+# `make fuzz` (docs/fuzzing.md): seconds per target, which targets, extra libFuzzer flags.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= FuzzJSONEnvelope FuzzSessionID FuzzSessionIDMutation FuzzJSONSchema FuzzSSE
+FUZZ_ARGS    ?=
+FUZZ_SCRATCH := .build-fuzz
 # Benchmark knobs, passed through to bench/run.py.
 BENCH_ARGS     ?=
 BENCH_APT_PKGS := wrk nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: build run venv test test-swift test-interop bench bench-deps lint clean
+.PHONY: build run venv test test-swift test-interop bench bench-deps lint clean fuzz
 
 build:
 	$(SWIFT) build
@@ -52,6 +57,21 @@ test-interop: venv
 	    --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
 	exit $$rc
+
+# Each fuzz target under libFuzzer + AddressSanitizer for FUZZ_SECONDS, from its committed seed corpus
+# (Tests/fuzz/<target>/corpus, read only) plus a working corpus in $(FUZZ_SCRATCH)/corpus; crash inputs land
+# in $(FUZZ_SCRATCH)/artifacts. Stops at the first target that finds a crash.
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    $(SWIFT) build --scratch-path $(FUZZ_SCRATCH) -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING --product $$t; \
+	done
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_SCRATCH)/corpus/$$t $(FUZZ_SCRATCH)/artifacts; \
+	    echo "== $$t: $(FUZZ_SECONDS)s"; \
+	    $(FUZZ_SCRATCH)/debug/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_SCRATCH)/artifacts/$$t- $(FUZZ_ARGS) \
+	        $(FUZZ_SCRATCH)/corpus/$$t $$(ls -d Tests/fuzz/$$t/corpus Tests/fuzz/$$t/regressions 2>/dev/null); \
+	done
 
 # wrk and nginx come from Debian; `apt-get update` runs only when the install needs it.
 bench-deps:

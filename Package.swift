@@ -17,6 +17,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -24,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure core: value types and state machines, no networking, no processes.
@@ -39,12 +43,20 @@ let package = Package(
         ),
         .target(
             name: "GatewayAuth",
-            dependencies: ["GatewayCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "GatewayCore", "GatewayConfig",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(
             name: "GatewayObservability",
-            dependencies: ["GatewayCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["GatewayCore", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .target(
@@ -85,8 +97,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -114,6 +129,24 @@ let package = Package(
             dependencies: ["GatewayCore", "GatewayPlugins"],
             swiftSettings: strict
         ),
+        // Fuzz targets (`make fuzz`, docs/fuzzing.md): the checks live in FuzzChecks so the regression tests can
+        // replay them; each executable runs one check under libFuzzer (built with -DFUZZING) or replays files.
+        .target(
+            name: "FuzzChecks",
+            dependencies: ["GatewayCore", "GatewayAuth", "GatewayHTTP"],
+            path: "Sources/Fuzz/FuzzChecks",
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "FuzzJSONEnvelope", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzJSONEnvelope", swiftSettings: strict),
+        .executableTarget(name: "FuzzSessionID", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzSessionID", swiftSettings: strict),
+        .executableTarget(name: "FuzzSessionIDMutation", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzSessionIDMutation", swiftSettings: strict),
+        .executableTarget(name: "FuzzJSONSchema", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzJSONSchema", swiftSettings: strict),
+        .executableTarget(name: "FuzzSSE", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzSSE", swiftSettings: strict),
+        .testTarget(
+            name: "FuzzRegressionTests",
+            dependencies: ["FuzzChecks", "GatewayCore"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "GatewayCoreTests",
             dependencies: ["GatewayCore", "GatewayPlugins"],
@@ -127,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "GatewayHTTPTests",
             dependencies: [
-                "GatewayHTTP", "GatewayCore",
+                "GatewayHTTP", "GatewayCore", "GatewayConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -141,6 +174,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GatewayObservabilityTests",
+            dependencies: ["GatewayObservability", "GatewayCore"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -88,6 +88,15 @@ final class Server: @unchecked Sendable {
             sleep(request, milliseconds: milliseconds)
         case "pid":
             reply(request, text: String(getpid()))
+        case "env_digest":
+            // Proves a credential reached the process through its environment without echoing it:
+            // the value's length and FNV-1a digest, or "unset".
+            let name = arguments["name"]?.stringValue ?? ""
+            if let value = ProcessInfo.processInfo.environment[name] {
+                reply(request, text: "\(value.utf8.count):\(SessionLogID.short(value))")
+            } else {
+                reply(request, text: "unset")
+            }
         case "noise":
             lock.withLock {
                 FileHandle.standardOutput.write(Data("this line is not JSON\n".utf8))
@@ -183,6 +192,10 @@ final class Server: @unchecked Sendable {
             "inputSchema": ["type": "object", "properties": ["ms": ["type": "integer", "minimum": 0]], "required": ["ms"]],
         ],
         ["name": "pid", "description": "Returns this process's id.", "inputSchema": ["type": "object"]],
+        [
+            "name": "env_digest", "description": "Returns the length and a digest of an environment variable (never its value).",
+            "inputSchema": ["type": "object", "properties": ["name": ["type": "string"]], "required": ["name"]],
+        ],
         ["name": "noise", "description": "Writes a non-JSON line to stdout and a line to stderr, then answers ok.", "inputSchema": ["type": "object"]],
         ["name": "fail", "description": "Always returns a tool error.", "inputSchema": ["type": "object"]],
         [

@@ -82,12 +82,18 @@ struct NodeReader {
         if let node = top["tools"] { readTools(node, into: &config.tools) }
         if let node = top["observability"] { readObservability(node, into: &config.observability) }
         if let node = top["backends"] { readBackends(node, separator: config.tools.separator, into: &config.backends) }
+        if config.auth.mode == .none {
+            for backend in config.backends where !(backend.access.scopes.isEmpty && backend.access.tenants.isEmpty && backend.access.principals.isEmpty) {
+                problems.append(ConfigProblem(file: file, line: backend.line, path: "backends.\(backend.name).access", message: "access rules need authentication: set auth.mode (every caller is anonymous with auth.mode none)"))
+            }
+        }
     }
 
     mutating func readServer(_ node: Node, into server: inout ServerConfig) {
         let path = "server"
         guard let map = mapping(node, path: path, allowed: [
             "listen", "endpoint", "public_url", "legacy_sse", "sse_keepalive", "allowed_origins", "tls", "limits", "shutdown_grace", "threads",
+            "allowed_ips", "trusted_proxies",
         ]) else { return }
         if let value = map["listen"], let text = string(value, path: "server.listen") {
             if let address = Self.parseListen(text) { server.listen = address } else {
@@ -115,19 +121,18 @@ struct NodeReader {
             }
             server.allowedOrigins = origins
         }
-        if let value = map["tls"] {
-            if let tls = mapping(value, path: "server.tls", allowed: ["cert", "key", "client_ca", "min_version"]) {
-                let cert = tls["cert"].flatMap { string($0, path: "server.tls.cert") }
-                let key = tls["key"].flatMap { string($0, path: "server.tls.key") }
-                if cert == nil { problem(value, "server.tls.cert", "is required when server.tls is set") }
-                if key == nil { problem(value, "server.tls.key", "is required when server.tls is set") }
-                problem(value, "server.tls", "TLS is not available in this build yet; terminate TLS in front of the gateway or remove server.tls")
-            }
-        }
-        if let value = map["limits"], let limits = mapping(value, path: "server.limits", allowed: ["max_body", "max_json_depth", "request_timeout"]) {
+        if let value = map["tls"] { server.tls = readTLS(value) }
+        if let value = map["allowed_ips"] { server.allowedIPs = networks(value, path: "server.allowed_ips") }
+        if let value = map["trusted_proxies"] { server.trustedProxies = networks(value, path: "server.trusted_proxies") }
+        if let value = map["limits"], let limits = mapping(value, path: "server.limits", allowed: [
+            "max_body", "max_json_depth", "request_timeout", "max_header_bytes", "idle_timeout", "max_connections",
+        ]) {
             if let v = limits["max_body"], let size = size(v, path: "server.limits.max_body", minimum: 1024) { server.maxBody = size }
             if let v = limits["max_json_depth"], let depth = int(v, path: "server.limits.max_json_depth", range: 2...10_000) { server.maxJSONDepth = depth }
             if let v = limits["request_timeout"], let d = duration(v, path: "server.limits.request_timeout", minimum: .milliseconds(10)) { server.requestTimeout = d }
+            if let v = limits["max_header_bytes"], let size = size(v, path: "server.limits.max_header_bytes", minimum: 1024) { server.maxHeaderBytes = size }
+            if let v = limits["idle_timeout"], let d = duration(v, path: "server.limits.idle_timeout", minimum: .milliseconds(100)) { server.idleTimeout = d }
+            if let v = limits["max_connections"], let n = int(v, path: "server.limits.max_connections", range: 1...10_000_000) { server.maxConnections = n }
         }
         if let value = map["shutdown_grace"], let d = duration(value, path: "server.shutdown_grace", minimum: .zero) { server.shutdownGrace = d }
         if let value = map["threads"], let n = int(value, path: "server.threads", range: 0...256) { server.threads = n }
@@ -244,8 +249,8 @@ struct NodeReader {
             // RFC 9728 metadata is a MUST for an MCP resource server: derive it from the OAuth settings.
             auth.resourceMetadata = ResourceMetadataConfig(resource: oauth.audience, authorizationServers: [oauth.issuer], scopesSupported: oauth.requiredScopes)
         }
-        if auth.mode != .none {
-            problem(modeNode ?? node, "auth.mode", "\"\(auth.mode.rawValue)\" is not available in this build yet; only \"none\" is (refusing to start unauthenticated while auth is asked for)")
+        if auth.oauth?.introspection != nil, let node = map["oauth"] {
+            problem(node, "auth.oauth.introspection", "opaque-token introspection (RFC 7662) is not available in this build yet; use JWT access tokens (jwks_url or jwks_file)")
         }
     }
 
@@ -427,9 +432,6 @@ struct NodeReader {
             if let s = access["scopes"], let list = stringList(s, path: path + ".access.scopes") { backend.access.scopes = list }
             if let t = access["tenants"], let list = stringList(t, path: path + ".access.tenants") { backend.access.tenants = list }
             if let p = access["principals"], let list = stringList(p, path: path + ".access.principals") { backend.access.principals = list }
-            if !backend.access.scopes.isEmpty || !backend.access.tenants.isEmpty || !backend.access.principals.isEmpty {
-                problem(v, path + ".access", "access rules need authentication, which is not available in this build yet")
-            }
         }
         if let v = map["tools"], let tools = mapping(v, path: path + ".tools", allowed: ["include", "exclude"]) {
             if let i = tools["include"], let list = stringList(i, path: path + ".tools.include") { backend.include = list }
@@ -565,6 +567,17 @@ struct NodeReader {
         for (index, item) in items.enumerated() {
             guard let text = string(item, path: "\(path)[\(index)]") else { return nil }
             result.append(text)
+        }
+        return result
+    }
+
+    /// A list of CIDR blocks (`server.allowed_ips`, `server.trusted_proxies`), each problem naming its index.
+    mutating func networks(_ node: Node, path: String) -> [IPNetwork] {
+        guard let items = sequence(node, path: path) else { return [] }
+        var result: [IPNetwork] = []
+        for (index, item) in items.enumerated() {
+            guard let text = string(item, path: "\(path)[\(index)]") else { continue }
+            do { result.append(try IPNetwork(parsing: text)) } catch { problem(item, "\(path)[\(index)]", error.description) }
         }
         return result
     }

@@ -40,16 +40,44 @@ public struct ServerConfig: Sendable {
     public var maxBody = 4 * 1024 * 1024
     public var maxJSONDepth = 64
     public var requestTimeout: Duration = .seconds(60)
+    /// `server.limits.max_header_bytes`: header fields of one request, names plus values (431 beyond).
+    public var maxHeaderBytes = 32 * 1024
+    /// `server.limits.idle_timeout`: a keep-alive connection with nothing in flight is closed after this.
+    public var idleTimeout: Duration = .seconds(75)
+    /// `server.limits.max_connections`: open client connections; more are accepted and closed at once.
+    public var maxConnections = 10_000
+    /// `server.allowed_ips`: empty allows every client address.
+    public var allowedIPs: [IPNetwork] = []
+    /// `server.trusted_proxies`: peers whose `X-Forwarded-For` names the client.
+    public var trustedProxies: [IPNetwork] = []
     public var shutdownGrace: Duration = .seconds(30)
     /// Event-loop threads; 0 means one per core.
     public var threads = 0
 }
 
-public struct TLSConfig: Sendable {
+/// `server.tls`: the gateway terminates TLS itself. Paths are as written (relative ones from the working
+/// directory); the loader has checked that each file exists and is readable, the server parses them.
+public struct TLSConfig: Sendable, Equatable {
+    /// The certificate chain in PEM, leaf first, then intermediates (RFC 8446 §4.4.2).
     public var cert: String
+    /// The leaf's private key in PEM (unencrypted PKCS#8, PKCS#1 or SEC1).
     public var key: String
+    /// PEM CA certificates that client certificates must chain to: set, every client must present one (mutual TLS).
     public var clientCA: String?
-    public var minVersion = "1.2"
+    public var minVersion: TLSMinimumVersion = .v1_2
+
+    public init(cert: String, key: String, clientCA: String? = nil, minVersion: TLSMinimumVersion = .v1_2) {
+        self.cert = cert
+        self.key = key
+        self.clientCA = clientCA
+        self.minVersion = minVersion
+    }
+}
+
+/// The oldest TLS version accepted. Nothing below 1.2: RFC 8996 deprecates TLS 1.0 and 1.1.
+public enum TLSMinimumVersion: String, Sendable, CaseIterable {
+    case v1_2 = "1.2"
+    case v1_3 = "1.3"
 }
 
 public struct SessionsConfig: Sendable {
@@ -65,6 +93,8 @@ public struct SessionsConfig: Sendable {
 public enum AuthMode: String, Sendable, CaseIterable { case none, oauth, apiKey = "api_key", oauthOrAPIKey = "oauth_or_api_key" }
 
 public struct AuthConfig: Sendable {
+    public init() {}
+
     public var mode: AuthMode = .none
     public var oauth: OAuthConfig?
     public var resourceMetadata: ResourceMetadataConfig?
@@ -84,6 +114,11 @@ public struct OAuthConfig: Sendable {
     public var tenantClaim: String?
     public var requiredScopes: [String] = []
     public var introspection: IntrospectionConfig?
+
+    public init(issuer: String, audience: String) {
+        self.issuer = issuer
+        self.audience = audience
+    }
 }
 
 /// RFC 7662 token introspection, for opaque tokens.
@@ -107,6 +142,13 @@ public struct APIKeyConfig: Sendable {
     public var sha256: [UInt8]
     public var scopes: [String] = []
     public var tenant: String?
+
+    public init(id: String, sha256: [UInt8], scopes: [String] = [], tenant: String? = nil) {
+        self.id = id
+        self.sha256 = sha256
+        self.scopes = scopes
+        self.tenant = tenant
+    }
 }
 
 public struct RateLimit: Sendable, Equatable {

@@ -25,6 +25,8 @@ public final class Gateway: BackendObserver, Sendable {
     private let observerRelay: ObserverRelay
     /// Counters for what the metrics layer will export (validation failures, output-schema mismatches).
     public let stats: GatewayStats
+    /// The audit log (`observability.audit`), nil when no path is configured.
+    private let auditTrail: AuditTrail?
 
     public init(configuration: GatewayConfiguration, sealer: any SessionSealing, eventLoopGroup: any EventLoopGroup, logger: Logger) throws {
         self.configuration = configuration
@@ -33,7 +35,12 @@ public final class Gateway: BackendObserver, Sendable {
         self.logger = logger
         let stats = GatewayStats()
         self.stats = stats
+        self.auditTrail = AuditTrail(configuration: configuration.observability, logger: logger)
         let validationLogger = logger
+        var accessRules: [String: BackendAccess] = [:]
+        for backend in configuration.backends {
+            accessRules[backend.name] = BackendAccess(scopes: backend.access.scopes, tenants: backend.access.tenants, principals: backend.access.principals)
+        }
         self.router = Router(guards: [
             ArgumentValidation(mode: configuration.tools.validation) { tool, problems in
                 stats.recordValidationFailure(tool: tool.exposedName)
@@ -42,7 +49,7 @@ public final class Gateway: BackendObserver, Sendable {
                     "problems": "\(problems.map { "\($0.path.isEmpty ? "(arguments)" : $0.path): \($0.message)" }.joined(separator: "; "))",
                 ])
             },
-        ])
+        ], access: AccessPolicy(rules: accessRules))
         self.catalogBox = NIOLockedValueBox(Catalog(separator: configuration.tools.separator, prefixMode: configuration.tools.prefix))
         self.sessions = NIOLockedValueBox(SessionTable(capacity: configuration.sessions.max, idleTimeout: configuration.sessions.idleTimeout))
         let observer = ObserverRelay()
@@ -86,6 +93,7 @@ public final class Gateway: BackendObserver, Sendable {
     /// Returns, per backend that was not ready in time, why.
     @discardableResult
     public func start(wait: Duration = .seconds(30)) async -> [String: String] {
+        auditTrail?.start()
         let loop = eventLoopGroup.next()
         let failures = NIOLockedValueBox<[String: String]>([:])
         let starts = backends.map { backend in
@@ -123,6 +131,7 @@ public final class Gateway: BackendObserver, Sendable {
         for backend in backends {
             try? await backend.shutdown().get()
         }
+        await auditTrail?.close()
     }
 
     public var isDraining: Bool { draining.withLockedValue { $0 } }
@@ -278,16 +287,31 @@ public final class Gateway: BackendObserver, Sendable {
     public func handleRequest(_ request: JSONRPCRequest, session: SessionState, principal: Principal, eventLoop: any EventLoop, reply: any ReplyChannel) {
         let context = RequestContext(principal: principal, sessionID: session.id, protocolVersion: session.protocolVersion)
         let catalog = catalogBox.withLockedValue { $0 }
+        let started = NIODeadline.now()
+        if let refusal = auditTrail?.refusal(for: request) {
+            reply.sendResponse(JSONRPCEncoder.error(id: request.id, refusal))
+            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
+            return
+        }
         switch router.route(request, catalog: catalog, context: context) {
         case .result(let value):
             reply.sendResponse(JSONRPCEncoder.response(id: request.id, result: value))
+            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
         case .rawResult(let raw):
             reply.sendResponse(JSONRPCEncoder.response(id: request.id, rawResult: raw))
         case .error(let error):
             reply.sendResponse(JSONRPCEncoder.error(id: request.id, error))
+            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
+        case .insufficientScope(let scopes, let error):
+            logger.info("tool call refused: insufficient scope", metadata: [
+                "principal": "\(principal.subject)", "scopes_needed": "\(scopes.joined(separator: " "))", "outcome": "rejected",
+            ])
+            reply.sendInsufficientScope(scopes, response: JSONRPCEncoder.error(id: request.id, error))
+            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
         case .callTool(let route):
             guard let backend = backendsByName[route.tool.backend] else {
                 reply.sendResponse(JSONRPCEncoder.error(id: request.id, catalog.unknownToolError(route.tool.exposedName)))
+                auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
                 return
             }
             let outputCheck = route.tool.outputSchema.map { schema in
@@ -300,13 +324,15 @@ public final class Gateway: BackendObserver, Sendable {
             }
             let execution = ToolCallExecution(
                 eventLoop: eventLoop, requestID: request.id, backendName: backend.name, method: request.method, reply: reply,
-                session: session, timeout: backend.callTimeout, outputCheck: outputCheck
+                session: session, timeout: backend.callTimeout, outputCheck: outputCheck,
+                audit: auditTrail?.call(tool: route.tool.exposedName, backend: backend.name, arguments: .object(route.arguments), context: context)
             ) { [weak self, session] execution in
                 session.unregister(execution.requestID, execution)
                 self?.adjustBusy(session, by: -1)
             }
             guard session.register(request.id, execution) else {
                 reply.sendResponse(JSONRPCEncoder.error(id: request.id, .invalidRequest("request id \(request.id) is already in flight in this session; ids must not be reused")))
+                auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
                 return
             }
             adjustBusy(session, by: 1)

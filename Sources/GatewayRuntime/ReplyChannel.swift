@@ -10,4 +10,8 @@ public protocol ReplyChannel: AnyObject {
     func sendResponse(_ message: [UInt8])
     /// The client cancelled the request: no response will be sent (basic/utilities/cancellation).
     func finishWithoutResponse()
+    /// The principal lacks scopes the call needs: over HTTP a 403 `insufficient_scope` challenge naming them
+    /// (2025-11-25/basic/authorization#runtime-insufficient-scope-errors); elsewhere the JSON-RPC error
+    /// (-32005) in `response`.
+    func sendInsufficientScope(_ scopes: [String], response: [UInt8])
 }

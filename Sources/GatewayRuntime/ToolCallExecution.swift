@@ -1,5 +1,6 @@
 import GatewayBackends
 import GatewayCore
+import GatewayObservability
 import Logging
 import NIOCore
 
@@ -8,7 +9,8 @@ import NIOCore
 ///
 /// It ends exactly once, by the backend's reply, by `call_timeout` (-32004, with `notifications/cancelled` sent
 /// to the backend: MUST item 8; the timer is not reset by progress, so it is a hard maximum), or by the
-/// client's cancellation (no response at all, basic/utilities/cancellation).
+/// client's cancellation (no response at all, basic/utilities/cancellation). Whichever way it ends, its audit
+/// record (when the audit log is on) is emitted there, once, with the outcome and the call's duration.
 final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
     let eventLoop: any EventLoop
     let requestID: RequestID
@@ -19,15 +21,18 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
     private let timeout: Duration
     private let outputCheck: OutputSchemaCheck?
     private let onDone: @Sendable (ToolCallExecution) -> Void
+    private let audit: AuditedCall?
     private var inFlight: (any BackendInFlight)?
     private var timer: Scheduled<Void>?
     private var finished = false
 
     init(
         eventLoop: any EventLoop, requestID: RequestID, backendName: String, method: String, reply: any ReplyChannel,
-        session: SessionState, timeout: Duration, outputCheck: OutputSchemaCheck? = nil, onDone: @escaping @Sendable (ToolCallExecution) -> Void
+        session: SessionState, timeout: Duration, outputCheck: OutputSchemaCheck? = nil, audit: AuditedCall? = nil,
+        onDone: @escaping @Sendable (ToolCallExecution) -> Void
     ) {
         self.outputCheck = outputCheck
+        self.audit = audit
         self.eventLoop = eventLoop
         self.requestID = requestID
         self.backendName = backendName
@@ -43,7 +48,7 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
         timer = eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in
             guard !finished else { return }
             inFlight?.cancel(reason: "the gateway's call_timeout of \(DurationFormat.describe(timeout)) elapsed")
-            complete(JSONRPCEncoder.error(id: requestID, .backendTimeout(backendName, method: method, after: timeout)))
+            complete(JSONRPCEncoder.error(id: requestID, .backendTimeout(backendName, method: method, after: timeout)), outcome: .timeout)
         }
         let handle = backend.call(call, sink: self)
         if finished { return }
@@ -63,8 +68,8 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
             switch backendReply {
             case .result(let raw):
                 outputCheck?.check(raw)
-                complete(JSONRPCEncoder.response(id: requestID, rawResult: raw))
-            case .error(let error): complete(JSONRPCEncoder.error(id: requestID, error))
+                complete(JSONRPCEncoder.response(id: requestID, rawResult: raw), outcome: audit == nil ? .ok : .ofToolResult(raw))
+            case .error(let error): complete(JSONRPCEncoder.error(id: requestID, error), outcome: .error)
             }
         }
     }
@@ -77,14 +82,16 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
             timer?.cancel()
             inFlight?.cancel(reason: reason)
             reply.finishWithoutResponse()
+            audit?.finish(.cancelled)
             onDone(self)
         }
     }
 
-    private func complete(_ message: [UInt8]) {
+    private func complete(_ message: [UInt8], outcome: AuditOutcome) {
         finished = true
         timer?.cancel()
         reply.sendResponse(message)
+        audit?.finish(outcome)
         onDone(self)
     }
 

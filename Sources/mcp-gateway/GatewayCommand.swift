@@ -18,7 +18,7 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "mcp-gateway",
         abstract: "A production gateway for the Model Context Protocol.",
         version: VersionCommand.text,
-        subcommands: [ServeCommand.self, CheckCommand.self, VersionCommand.self],
+        subcommands: [ServeCommand.self, CheckCommand.self, AuditCommand.self, VersionCommand.self],
         defaultSubcommand: nil
     )
 }
@@ -56,6 +56,16 @@ struct ServeCommand: AsyncParsableCommand {
         if configuration.sessions.keys.isEmpty {
             logger.notice("sessions.keys is empty: session ids are sealed with a random per-process key, so sessions do not survive a restart or move between replicas")
         }
+        // server.tls: the chain and key are parsed before anything starts, so a bad file exits 2 naming its key.
+        var tls: TLSContextProvider?
+        if let tlsConfiguration = configuration.server.tls {
+            do {
+                tls = try TLSContextProvider(configuration: tlsConfiguration, logger: logger)
+            } catch {
+                logger.critical("cannot start", metadata: ["error": "\(error)"])
+                throw ExitCode(2)
+            }
+        }
         let threads = configuration.server.threads > 0 ? configuration.server.threads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let sealer = SessionSealer(keys: configuration.sessions.keys, maxLifetime: configuration.sessions.maxLifetime)
@@ -67,9 +77,17 @@ struct ServeCommand: AsyncParsableCommand {
             try? await group.shutdownGracefully()
             throw ExitCode(2)
         }
-        let daemon = GatewayService(gateway: gateway, configuration: configuration, group: group, logger: logger)
+        let daemon = GatewayService(gateway: gateway, configuration: configuration, group: group, logger: logger, tls: tls)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: daemon)]
+        if let tls {
+            // SIGHUP is trapped only where something reloads on it (ReloadSignal.swift). Listed first so it is
+            // the last to stop: a SIGHUP during the drain is still caught, not fatal.
+            let reloadSignal = await ReloadSignal.install(logger: logger)
+            services.insert(.init(service: reloadSignal), at: 0)
+            services.append(.init(service: TLSReloadService(provider: tls, reloads: reloadSignal.subscribe())))
+        }
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: daemon)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))
@@ -91,10 +109,11 @@ struct GatewayService: Service {
     let configuration: GatewayConfiguration
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
+    var tls: TLSContextProvider?
 
     func run() async throws {
         await gateway.start()
-        let server = try await HTTPServer.start(gateway: gateway, configuration: configuration, eventLoopGroup: group, logger: logger)
+        let server = try await HTTPServer.start(gateway: gateway, configuration: configuration, eventLoopGroup: group, logger: logger, tls: tls)
         try? await gracefulShutdown()
         logger.info("shutting down")
         await server.close()

@@ -154,8 +154,12 @@ import Testing
     }
 
     @Test func unsupportedFeaturesRefuseRatherThanRunUnprotected() {
-        #expect(problems("auth: { mode: oauth }\n" + minimal).contains { $0.path == "auth.mode" })
-        #expect(problems("server: { tls: { cert: a.pem, key: b.pem } }\n" + minimal).contains { $0.path == "server.tls" })
+        #expect(problems("auth: { mode: oauth }\n" + minimal).contains { $0.path == "auth.oauth" }, "oauth without its settings")
+        #expect(problems("auth: { mode: api_key }\n" + minimal).contains { $0.path == "auth.api_keys" })
+        let oauth = problems("auth: { mode: oauth, oauth: { issuer: i, audience: a, jwks_url: \"http://auth.example.com/jwks\", algorithms: [HS256, none] } }\n" + minimal)
+        #expect(oauth.contains { $0.path == "auth.oauth.jwks_url" }, "plain http to a remote issuer")
+        #expect(oauth.filter { $0.path == "auth.oauth.algorithms" }.count == 2, "an HMAC algorithm and none are each refused")
+        #expect(problems("backends:\n  d: { type: plugin, plugin: diagnostics, access: { scopes: [x] } }\n").contains { $0.path == "backends.d.access" }, "access rules need auth")
     }
 
     @Test func stdioBackendNeedsACommandAndKnownType() {

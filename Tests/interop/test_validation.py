@@ -244,7 +244,7 @@ def test_prefix_conditional_and_long_names(gateways: GatewayPool) -> None:
 
 
 def test_include_and_exclude_globs(gateways: GatewayPool) -> None:
-    example = dict(BACKEND_EXAMPLE, tools={"include": ["e*", "a?d", "weather"], "exclude": ["echo"]})
+    example = dict(BACKEND_EXAMPLE, tools={"include": ["ec*", "a?d", "weather"], "exclude": ["echo"]})
     gw = gateways.start(make_config(backends={"example": example}), name="globs")
 
     async def go():

@@ -185,8 +185,8 @@ public struct Catalog: Sendable {
 
     /// The error for a `tools/call` of a name the catalog does not hold: -32602 naming the closest names
     /// (2025-11-25/server/tools#error-handling, MUST item 36).
-    public func unknownToolError(_ name: String) -> JSONRPCError {
-        let suggestions = Suggestions.closest(to: name, among: exposedNames)
+    public func unknownToolError(_ name: String, visible: (CatalogTool) -> Bool = { _ in true }) -> JSONRPCError {
+        let suggestions = Suggestions.closest(to: name, among: tools.filter(visible).map(\.exposedName))
         var message = "Unknown tool '\(name)'"
         if suggestions.isEmpty {
             message += "; call tools/list for the available tools"

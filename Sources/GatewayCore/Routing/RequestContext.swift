@@ -23,13 +23,16 @@ public struct Principal: Sendable, Hashable, CustomStringConvertible {
     public var issuer: String?
     public var tenant: String?
     public var scopes: Set<String>
+    /// When the credential stops being valid (a token's `exp`), seconds since the epoch; nil for API keys.
+    public var expiresAt: Double?
 
-    public init(id: String, subject: String, issuer: String? = nil, tenant: String? = nil, scopes: Set<String> = []) {
+    public init(id: String, subject: String, issuer: String? = nil, tenant: String? = nil, scopes: Set<String> = [], expiresAt: Double? = nil) {
         self.id = id
         self.subject = subject
         self.issuer = issuer
         self.tenant = tenant
         self.scopes = scopes
+        self.expiresAt = expiresAt
     }
 
     public static let anonymous = Principal(id: "anonymous", subject: "anonymous")

@@ -5,6 +5,9 @@ public enum RouteDecision: Sendable {
     case rawResult([UInt8])
     case error(JSONRPCError)
     case callTool(ToolCallRoute)
+    /// The principal lacks scopes the tool's backend requires (step-up): HTTP 403 `insufficient_scope` naming
+    /// them; in stdio mode, -32005.
+    case insufficientScope(scopes: [String], error: JSONRPCError)
 }
 
 /// A `tools/call` resolved to its owning backend. `backendParams` are the client's params with only `name`
@@ -34,9 +37,11 @@ public protocol ToolCallGuard: Sendable {
 /// and never performs I/O. `initialize` is not routed here: it creates a session, which the shell owns.
 public struct Router: Sendable {
     public var guards: [any ToolCallGuard]
+    public var access: AccessPolicy
 
-    public init(guards: [any ToolCallGuard] = []) {
+    public init(guards: [any ToolCallGuard] = [], access: AccessPolicy = AccessPolicy()) {
         self.guards = guards
+        self.access = access
     }
 
     /// The capabilities the gateway really serves (lifecycle#capability-negotiation, MUST item 3): tools only,
@@ -53,7 +58,9 @@ public struct Router: Sendable {
                 // The whole merged list is one page, so no cursor of ours exists (server/utilities/pagination).
                 return .error(.invalidParams("Invalid cursor: tools/list returns every tool on one page and issues no cursors"))
             }
-            return .rawResult(catalog.toolsListResult)
+            guard access.isolates else { return .rawResult(catalog.toolsListResult) }
+            let visible = catalog.tools.filter { access.canSee(backend: $0.backend, principal: context.principal) }
+            return .result(["tools": .array(visible.map { .object($0.descriptor) })])
         case "tools/call":
             return routeToolCall(request, catalog: catalog, context: context)
         case "initialize":
@@ -76,8 +83,17 @@ public struct Router: Sendable {
         case .object(let object)?: arguments = object
         case let other?: return .error(.invalidParams("tools/call params.arguments must be an object, got \(other.typeName)"))
         }
-        guard let tool = catalog.tool(named: name) else {
-            return .error(catalog.unknownToolError(name))
+        guard let tool = catalog.tool(named: name), access.canSee(backend: tool.backend, principal: context.principal) else {
+            // A hidden backend's tool is answered exactly as an unknown one, suggestions included.
+            return .error(catalog.unknownToolError(name) { access.canSee(backend: $0.backend, principal: context.principal) })
+        }
+        let missing = access.missingScopes(backend: tool.backend, principal: context.principal)
+        if !missing.isEmpty {
+            return .insufficientScope(scopes: missing, error: JSONRPCError(
+                code: JSONRPCErrorCode.forbidden,
+                message: "Tool '\(name)' needs the scope\(missing.count == 1 ? "" : "s") \(missing.joined(separator: " ")); ask the authorization server for a token that includes \(missing.count == 1 ? "it" : "them")",
+                data: ["scopes": .array(missing.map { .string($0) })]
+            ))
         }
         var backendParams = params
         backendParams["name"] = .string(tool.originalName)

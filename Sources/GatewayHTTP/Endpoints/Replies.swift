@@ -9,12 +9,24 @@ import NIOCore
 final class PostReply: ReplyChannel {
     private let responder: HTTPResponder
     private let session: SessionState
+    private let challenges: AuthChallenges
     private var streamNumber = 0
     private var eventNumber = 0
 
-    init(responder: HTTPResponder, session: SessionState) {
+    init(responder: HTTPResponder, session: SessionState, challenges: AuthChallenges) {
         self.responder = responder
         self.session = session
+        self.challenges = challenges
+    }
+
+    /// Step-up authorisation: 403 with the `insufficient_scope` challenge when the answer has not started;
+    /// inside an already-open event stream only the JSON-RPC error can still be sent.
+    func sendInsufficientScope(_ scopes: [String], response: [UInt8]) {
+        guard responder.state == .pending else {
+            sendResponse(response)
+            return
+        }
+        responder.respondJSON(status: .forbidden, response, headers: challenges.insufficientScopeHeaders(scopes))
     }
 
     func sendRelated(_ message: [UInt8]) {
@@ -98,6 +110,8 @@ final class BatchCollector {
         func sendRelated(_ message: [UInt8]) {}
         func sendResponse(_ message: [UInt8]) { collector.deliver(message) }
         func finishWithoutResponse() { collector.deliver(nil) }
+        /// Inside a batch the refusal is the JSON-RPC error among the batch's responses.
+        func sendInsufficientScope(_ scopes: [String], response: [UInt8]) { collector.deliver(response) }
     }
 }
 

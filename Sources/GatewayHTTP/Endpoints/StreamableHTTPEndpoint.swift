@@ -12,9 +12,11 @@ struct StreamableHTTPEndpoint: Sendable {
     let maxJSONDepth: Int
     let keepAliveInterval: TimeAmount
     let logger: Logger
+    let challenges: AuthChallenges
 
-    init(gateway: Gateway, configuration: GatewayConfiguration, logger: Logger) {
+    init(gateway: Gateway, configuration: GatewayConfiguration, challenges: AuthChallenges, logger: Logger) {
         self.gateway = gateway
+        self.challenges = challenges
         self.maxJSONDepth = configuration.server.maxJSONDepth
         self.keepAliveInterval = .nanoseconds(configuration.server.sseKeepalive.nanoseconds)
         self.logger = logger
@@ -85,7 +87,7 @@ struct StreamableHTTPEndpoint: Sendable {
         guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
         switch message {
         case .request(let rpc):
-            let reply = PostReply(responder: responder, session: session)
+            let reply = PostReply(responder: responder, session: session, challenges: challenges)
             gateway.handleRequest(rpc, session: session, principal: request.principal, eventLoop: responder.eventLoop, reply: reply)
         case .notification(let notification):
             gateway.handleNotification(notification, session: session)

@@ -9,9 +9,15 @@ public struct HTTPRequestContext: Sendable {
     public var query: String?
     /// Set by authentication; `anonymous` when `auth.mode: none`.
     public var principal: Principal = .anonymous
+    /// The TCP peer of the connection (a proxy's address when one stands in front).
+    public var peerAddress: SocketAddress?
+    /// The client as `ClientAddressPolicy` resolved it (the peer, or `X-Forwarded-For` from a trusted proxy),
+    /// for logs and per-client limits; nil before that middleware ran or for a Unix-socket peer.
+    public var clientAddress: IPAddress?
 
-    public init(head: HTTPRequestHead) {
+    public init(head: HTTPRequestHead, peerAddress: SocketAddress? = nil) {
         self.head = head
+        self.peerAddress = peerAddress
         if let mark = head.uri.firstIndex(of: "?") {
             path = String(head.uri[..<mark])
             query = String(head.uri[head.uri.index(after: mark)...])

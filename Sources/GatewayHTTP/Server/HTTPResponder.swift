@@ -26,6 +26,8 @@ final class HTTPResponder {
 
     var isActive: Bool { context.channel.isActive }
 
+    var remoteAddress: SocketAddress? { context.channel.remoteAddress }
+
     var closeFuture: EventLoopFuture<Void> { context.channel.closeFuture }
 
     func respond(_ response: HTTPResponse) {
@@ -108,8 +110,9 @@ public struct HTTPResponse: Sendable {
 
 /// SSE framing (WHATWG HTML, "Server-sent events"): an event per JSON-RPC message, `event: message`, an id,
 /// and the JSON on `data:` lines (split on newlines, which compact JSON never contains anyway).
-enum ServerSentEvents {
-    static func event(id: String?, data: [UInt8]) -> [UInt8] {
+/// Public for the SSE fuzz target (docs/fuzzing.md).
+public enum ServerSentEvents {
+    public static func event(id: String?, data: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(data.count + 48)
         out.append(contentsOf: "event: message\n".utf8)

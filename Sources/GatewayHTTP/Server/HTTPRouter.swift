@@ -1,3 +1,4 @@
+import GatewayAuth
 import GatewayConfig
 import GatewayCore
 import GatewayRuntime
@@ -13,26 +14,44 @@ struct HTTPRouter: Sendable {
     let mcp: StreamableHTTPEndpoint
     let mcpChain: MiddlewareChain
     let probeChain: MiddlewareChain
+    let metadata: ProtectedResourceMetadata?
     let logger: Logger
 
     init(gateway: Gateway, configuration: GatewayConfiguration, logger: Logger) {
         self.gateway = gateway
         self.endpointPath = configuration.server.endpoint
-        self.mcp = StreamableHTTPEndpoint(gateway: gateway, configuration: configuration, logger: logger)
+        let challenges = AuthChallenges(config: configuration.auth, endpoint: configuration.server.endpoint)
+        self.mcp = StreamableHTTPEndpoint(gateway: gateway, configuration: configuration, challenges: challenges, logger: logger)
+        self.metadata = ProtectedResourceMetadata(config: configuration.auth, endpoint: configuration.server.endpoint)
+        let authentication: any HTTPMiddleware
+        if configuration.auth.mode == .none {
+            authentication = AnonymousAuthentication()
+        } else {
+            var authLogger = logger
+            authLogger[metadataKey: "component"] = "auth"
+            let authenticator = Authenticator(config: configuration.auth, logger: authLogger)
+            // Load the issuer's keys now; if the issuer is down the gateway still starts and refuses requests
+            // (503) until they load, retrying on demand.
+            Task { await authenticator.start() }
+            authentication = BearerAuthentication(authenticator: authenticator, challenges: challenges)
+        }
         let origin = OriginGuard(
             allowedOrigins: configuration.server.allowedOrigins,
             listenIsLoopback: configuration.server.listen.isLoopback,
             publicURL: configuration.server.publicURL
         )
-        // The order of concerns, in one place: origin/CORS, then authentication (then, in later issues, rate
-        // limits); the session lookup bound to the principal happens in the endpoint.
-        self.mcpChain = MiddlewareChain([origin, AnonymousAuthentication()])
-        self.probeChain = MiddlewareChain([origin])
+        let preflight = CORSPreflight(policy: CORSPolicy(allowedOrigins: configuration.server.allowedOrigins))
+        let clientAddress = ClientAddressPolicy(allowedIPs: configuration.server.allowedIPs, trustedProxies: configuration.server.trustedProxies)
+        // The order of concerns, in one place: origin/CORS, then the client IP allowlist, then authentication
+        // (then, in later issues, rate limits); the session lookup bound to the principal happens in the endpoint.
+        // CORS headers on actual responses are added per connection (`RequestBoundaryHandler`, `StreamCORSHandler`).
+        self.mcpChain = MiddlewareChain([origin, preflight, clientAddress, authentication])
+        self.probeChain = MiddlewareChain([origin, clientAddress])
         self.logger = logger
     }
 
     func route(head: HTTPRequestHead, body: ByteBuffer?, responder: HTTPResponder) {
-        let request = HTTPRequestContext(head: head)
+        let request = HTTPRequestContext(head: head, peerAddress: responder.remoteAddress)
         let eventLoop = responder.eventLoop
         if request.path == endpointPath {
             mcpChain.run(request, eventLoop: eventLoop) { outcome in
@@ -41,6 +60,11 @@ struct HTTPRouter: Sendable {
                 case .failure(let box): responder.respond(box.response)
                 }
             }
+            return
+        }
+        // RFC 9728 metadata is public and read by browser clients from any origin: no credential, no Origin check.
+        if let metadata, request.head.method == .GET, metadata.paths.contains(request.path) {
+            metadata.respond(responder)
             return
         }
         probeChain.run(request, eventLoop: eventLoop) { outcome in

@@ -19,17 +19,21 @@ public final class HTTPServer: Sendable {
         self.localAddress = channel.localAddress!
     }
 
-    public static func start(gateway: Gateway, configuration: GatewayConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) async throws -> HTTPServer {
+    /// - Parameter tls: set when `server.tls` is: every connection then speaks TLS with ALPN h2/http/1.1.
+    public static func start(gateway: Gateway, configuration: GatewayConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger, tls: TLSContextProvider? = nil) async throws -> HTTPServer {
         let router = HTTPRouter(gateway: gateway, configuration: configuration, logger: logger)
         let maxBody = configuration.server.maxBody
+        let guards = ConnectionGuards(configuration: configuration.server)
         let channel = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelInitializer { channel in guards.configureServerChannel(channel) }
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                if let tls { return configureTLSConnection(channel, tls: tls, guards: guards, router: router, maxBody: maxBody) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try guards.configureHTTPPipeline(channel.pipeline.syncOperations)
                     try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router, maxBody: maxBody))
                 }
             }
@@ -42,6 +46,7 @@ public final class HTTPServer: Sendable {
         announcer.info("listening", metadata: [
             "address": "\(server.localAddress.ipAddress ?? configuration.server.listen.host):\(server.localAddress.port ?? 0)",
             "endpoint": "\(configuration.server.endpoint)",
+            "scheme": "\(tls == nil ? "http" : "https")",
         ])
         return server
     }
