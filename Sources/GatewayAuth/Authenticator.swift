@@ -24,13 +24,15 @@ public final class Authenticator: Sendable {
     public let mode: AuthMode
     private let apiKeys: APIKeyVerifier
     private let jwt: JWTVerifier?
+    private let introspector: TokenIntrospector?
     private let cache = NIOLockedValueBox(CredentialCache())
     private let logger: Logger
 
     public init(config: AuthConfig, logger: Logger, jwksRefreshFloor: Duration = .seconds(10)) {
         self.mode = config.mode
         self.apiKeys = APIKeyVerifier(keys: config.apiKeys)
-        self.jwt = config.oauth.map { JWTVerifier(config: $0, refreshFloor: jwksRefreshFloor, logger: logger) }
+        self.jwt = config.oauth.flatMap { $0.jwksURL != nil || $0.jwksFile != nil ? JWTVerifier(config: $0, refreshFloor: jwksRefreshFloor, logger: logger) : nil }
+        self.introspector = config.oauth.flatMap { oauth in oauth.introspection.map { TokenIntrospector(config: $0, oauth: oauth) } }
         self.logger = logger
     }
 
@@ -80,9 +82,9 @@ public final class Authenticator: Sendable {
     /// The slow path: verifies a bearer token (signature, claims) and caches the principal.
     public func authenticate(_ credentials: Credentials) async -> AuthOutcome {
         if let immediate = authenticateImmediately(credentials) { return immediate }
-        guard let token = credentials.bearer, let jwt else { return .rejected("bearer tokens are not accepted here") }
+        guard let token = credentials.bearer, jwt != nil || introspector != nil else { return .rejected("bearer tokens are not accepted here") }
         do {
-            let principal = try await jwt.verify(token)
+            let principal = try await verify(token)
             let digest = Self.digest(token)
             cache.withLockedValue { $0.insert(digest, principal) }
             return .authenticated(principal)
@@ -95,6 +97,15 @@ public final class Authenticator: Sendable {
                 return .unavailable(reason)
             }
         }
+    }
+
+    /// A JWT (three dot-separated parts) is verified locally when keys are configured; anything else, or any
+    /// token when only introspection is configured, goes to the introspection endpoint.
+    private func verify(_ token: String) async throws(TokenRejection) -> Principal {
+        let looksLikeJWT = token.split(separator: ".", omittingEmptySubsequences: false).count == 3
+        if let jwt, looksLikeJWT || introspector == nil { return try await jwt.verify(token) }
+        guard let introspector else { throw .invalid("the token is not a JWT") }
+        return try await introspector.introspect(token)
     }
 
     static func digest(_ token: String) -> [UInt8] { Array(SHA256.hash(data: Array(token.utf8))) }

@@ -249,9 +249,7 @@ struct NodeReader {
             // RFC 9728 metadata is a MUST for an MCP resource server: derive it from the OAuth settings.
             auth.resourceMetadata = ResourceMetadataConfig(resource: oauth.audience, authorizationServers: [oauth.issuer], scopesSupported: oauth.requiredScopes)
         }
-        if auth.oauth?.introspection != nil, let node = map["oauth"] {
-            problem(node, "auth.oauth.introspection", "opaque-token introspection (RFC 7662) is not available in this build yet; use JWT access tokens (jwks_url or jwks_file)")
-        }
+
     }
 
     static func isHTTPSOrLoopbackHTTP(_ url: String) -> Bool {

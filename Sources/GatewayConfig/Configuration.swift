@@ -274,3 +274,50 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var problems: [ConfigProblem]
     public var description: String { problems.map(\.description).joined(separator: "\n") }
 }
+
+// MARK: - Redacted descriptions
+//
+// Configuration values are printed by reflection in places the gateway does not control (a library's debug
+// log of a service, an error dump). Types that carry secrets describe themselves without them: session keys,
+// the introspection client secret, API key digests, and backend environment and header values (where
+// backend credentials live).
+
+extension SessionsConfig: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        "SessionsConfig(idleTimeout: \(idleTimeout), max: \(max), replayBuffer: \(replayBuffer), keys: \(keys.count) [redacted], maxLifetime: \(maxLifetime))"
+    }
+    public var debugDescription: String { description }
+}
+
+extension IntrospectionConfig: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { "IntrospectionConfig(url: \(url), clientID: \(clientID), clientSecret: [redacted])" }
+    public var debugDescription: String { description }
+}
+
+extension APIKeyConfig: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { "APIKeyConfig(id: \(id), sha256: [redacted], scopes: \(scopes), tenant: \(tenant ?? "nil"))" }
+    public var debugDescription: String { description }
+}
+
+extension StdioBackendConfig: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        "StdioBackendConfig(command: \(command), env: \(env.keys.sorted()) [values redacted], cwd: \(cwd ?? "nil"), isolation: \(isolation), instances: \(instances), maxSessions: \(maxSessions))"
+    }
+    public var debugDescription: String { description }
+}
+
+extension BackendKind: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String {
+        switch self {
+        case .stdio(let stdio): return "stdio(\(stdio))"
+        case .http(let url, let headers): return "http(url: \(url), headers: \(headers.keys.sorted()) [values redacted])"
+        case .plugin(let name): return "plugin(\(name))"
+        }
+    }
+    public var debugDescription: String { description }
+}
+
+extension GatewayConfiguration: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { "GatewayConfiguration(\(sourcePath), \(backends.count) backends)" }
+    public var debugDescription: String { description }
+}

@@ -104,7 +104,10 @@ struct ServeCommand: AsyncParsableCommand {
 
 /// The daemon as one ServiceLifecycle service: start backends, serve HTTP, and on SIGTERM/SIGINT stop
 /// accepting, end sessions, and stop backends in the spec's order (every child reaped) before exiting 0.
-struct GatewayService: Service {
+struct GatewayService: Service, CustomStringConvertible {
+    /// ServiceLifecycle logs its services by description: never the configuration (it holds secrets).
+    var description: String { "GatewayService" }
+
     let gateway: Gateway
     let configuration: GatewayConfiguration
     let group: MultiThreadedEventLoopGroup

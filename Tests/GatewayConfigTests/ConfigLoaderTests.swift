@@ -194,5 +194,25 @@ import Testing
         #expect(Units.size("512") == 512)
         #expect(Units.size("12 parsecs") == nil)
     }
-}
 
+    @Test func descriptionsNeverCarrySecrets() throws {
+        let key = String(repeating: "ab", count: 32)
+        let config = try loader(env: ["TOKEN": "backend-token-value", "SECRET": "client-secret-value"]).load(yaml: """
+            sessions: { keys: ["\(key)"] }
+            auth:
+              mode: oauth
+              oauth: { issuer: "https://i.example", audience: "https://a.example/mcp", jwks_url: "https://i.example/jwks",
+                       introspection: { url: "https://i.example/introspect", client_id: gw, client_secret: "${SECRET}" } }
+              api_keys: [ { id: bot, sha256: "\(key)" } ]
+            backends:
+              b: { type: stdio, command: [x], env: { TOKEN: "${TOKEN}" } }
+            """)
+        for text in [String(describing: config), String(reflecting: config), String(describing: config.sessions), String(reflecting: config.auth),
+                     String(reflecting: config.backends), String(describing: config.auth.oauth as Any)] {
+            #expect(!text.contains("backend-token-value"))
+            #expect(!text.contains("client-secret-value"))
+            #expect(!text.contains(key))
+            #expect(!text.contains("171, 171"), "key bytes")
+        }
+    }
+}

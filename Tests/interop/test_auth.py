@@ -117,6 +117,7 @@ def auth_config(issuer: Issuer, mode: str = "oauth_or_api_key") -> dict[str, Any
         },
         "api_keys": [{"id": "ci-bot", "sha256": hashlib.sha256(API_KEY.encode()).hexdigest(), "scopes": [SCOPE], "tenant": "other"}],
     }
+    cfg["observability"] = {"log": {"format": "json", "level": "debug"}, "audit": {"path": "audit.jsonl"}}
     return cfg
 
 
@@ -341,8 +342,10 @@ def test_no_token_in_any_log(auth_gw: Gateway, issuer: Issuer) -> None:
     call(auth_gw, session, token, "diag__echo", {"text": "x"})
     post(auth_gw, INIT, token + "tampered")
     text = "\n".join(auth_gw.raw_log_lines())
+    audit = (auth_gw.workdir / "audit.jsonl").read_text()
+    assert '"tool":"diag__echo"' in audit.replace(" ", ""), "the audit log was written"
     for secret in (token, token.split(".")[2], API_KEY):
-        assert secret not in text
+        assert secret not in text and secret not in audit
 
 
 def test_issuer_down_at_start_refuses_then_recovers(tmp_path: Path, gateways: GatewayPool) -> None:
@@ -402,3 +405,60 @@ def test_check_never_prints_a_secret(tmp_path: Path) -> None:
     assert p.returncode == 2, out
     assert "sessions.keys[0]" in out, out
     assert bad_key not in out and "introspection-secret-value" not in out, out
+
+
+class Introspection:
+    """An RFC 7662 endpoint: Basic client authentication, one known opaque token; counts its calls."""
+
+    def __init__(self, issuer_url: str) -> None:
+        self.calls = 0
+        self.tokens: dict[str, dict[str, Any]] = {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                outer.calls += 1
+                length = int(self.headers.get("content-length", "0"))
+                form = dict(p.split("=", 1) for p in self.rfile.read(length).decode().split("&") if "=" in p)
+                expected = "Basic " + base64.b64encode(b"gw:introspection-client-secret").decode()
+                if self.headers.get("authorization") != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps(outer.tokens.get(form.get("token", ""), {"active": False})).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+        now = int(time.time())
+        self.tokens["opaque-valid-token-1234"] = {"active": True, "sub": "olivia", "scope": SCOPE, "exp": now + 300, "aud": AUDIENCE, "iss": issuer_url}
+        self.tokens["opaque-other-audience"] = {"active": True, "sub": "olivia", "scope": SCOPE, "exp": now + 300, "aud": "https://elsewhere.example", "iss": issuer_url}
+
+
+def test_opaque_tokens_through_introspection(issuer: Issuer, gateways: GatewayPool) -> None:
+    intro = Introspection(issuer.url)
+    cfg = auth_config(issuer)
+    cfg["auth"]["oauth"]["introspection"] = {"url": intro.url, "client_id": "gw", "client_secret": "introspection-client-secret"}
+    gw = gateways.start(cfg, name="introspection")
+    session = open_session(gw, "opaque-valid-token-1234")
+    r = call(gw, session, "opaque-valid-token-1234", "diag__echo", {"text": "opaque"})
+    assert r.status_code == 200 and r.json()["result"]["content"][0]["text"] == "opaque", r.text
+    assert intro.calls == 1, "the answer is cached by the token's hash until it expires"
+    for token in ("opaque-unknown", "opaque-other-audience"):
+        r = post(gw, INIT, token)
+        assert r.status_code == 401 and 'error="invalid_token"' in challenge(r), (token, r.text)
+    # JWTs are still verified locally, without introspection.
+    calls = intro.calls
+    assert post(gw, INIT, issuer.token()).status_code == 200
+    assert intro.calls == calls
+    logs = "\n".join(gw.raw_log_lines())
+    assert "introspection-client-secret" not in logs and "opaque-valid-token-1234" not in logs
+    intro.server.shutdown()
