@@ -105,11 +105,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // `mcp-gateway stdio`: one local client on stdin/stdout, the same router and backends.
+        .target(
+            name: "GatewayStdio",
+            dependencies: [
+                "GatewayCore", "GatewayBackends", "GatewayRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "mcp-gateway",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayAuth", "GatewayBackends", "GatewayPlugins",
-                "GatewayObservability", "GatewayHTTP", "GatewayRuntime",
+                "GatewayObservability", "GatewayHTTP", "GatewayRuntime", "GatewayStdio",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -131,20 +142,17 @@ let package = Package(
         ),
         // Fuzz targets (`make fuzz`, docs/fuzzing.md): the checks live in FuzzChecks so the regression tests can
         // replay them; each executable runs one check under libFuzzer (built with -DFUZZING) or replays files.
-        .target(
-            name: "FuzzChecks",
-            dependencies: ["GatewayCore", "GatewayAuth", "GatewayHTTP"],
-            path: "Sources/Fuzz/FuzzChecks",
-            swiftSettings: strict
-        ),
+        .target(name: "FuzzChecks", dependencies: ["GatewayCore"], path: "Sources/Fuzz/FuzzChecks", swiftSettings: strict),
+        .target(name: "FuzzSessionChecks", dependencies: ["FuzzChecks", "GatewayAuth"], path: "Sources/Fuzz/FuzzSessionChecks", swiftSettings: strict),
+        .target(name: "FuzzSSEChecks", dependencies: ["FuzzChecks", "GatewayHTTP"], path: "Sources/Fuzz/FuzzSSEChecks", swiftSettings: strict),
         .executableTarget(name: "FuzzJSONEnvelope", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzJSONEnvelope", swiftSettings: strict),
-        .executableTarget(name: "FuzzSessionID", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzSessionID", swiftSettings: strict),
-        .executableTarget(name: "FuzzSessionIDMutation", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzSessionIDMutation", swiftSettings: strict),
+        .executableTarget(name: "FuzzSessionID", dependencies: ["FuzzSessionChecks"], path: "Sources/Fuzz/FuzzSessionID", swiftSettings: strict),
+        .executableTarget(name: "FuzzSessionIDMutation", dependencies: ["FuzzSessionChecks"], path: "Sources/Fuzz/FuzzSessionIDMutation", swiftSettings: strict),
         .executableTarget(name: "FuzzJSONSchema", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzJSONSchema", swiftSettings: strict),
-        .executableTarget(name: "FuzzSSE", dependencies: ["FuzzChecks"], path: "Sources/Fuzz/FuzzSSE", swiftSettings: strict),
+        .executableTarget(name: "FuzzSSE", dependencies: ["FuzzSSEChecks"], path: "Sources/Fuzz/FuzzSSE", swiftSettings: strict),
         .testTarget(
             name: "FuzzRegressionTests",
-            dependencies: ["FuzzChecks", "GatewayCore"],
+            dependencies: ["FuzzChecks", "FuzzSessionChecks", "FuzzSSEChecks", "GatewayCore"],
             swiftSettings: strict
         ),
         .testTarget(

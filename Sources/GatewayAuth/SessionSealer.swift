@@ -59,10 +59,15 @@ public struct SessionSealer: SessionSealing {
             .replacingOccurrences(of: "=", with: "")
     }
 
+    /// Only the canonical encoding decodes. Foundation ignores the unused low bits of the last character, so
+    /// without the re-encoding check several texts open to the same sealed box; the session table keys
+    /// sessions by the id's text, so a variant of a DELETEd id (RFC 4648 §3.5) would resume the ended session
+    /// (MCP transports#session-management: a terminated id answers 404). Found by `FuzzSessionIDMutation`.
     static func decodeBase64URL(_ text: Substring) -> Data? {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         guard !base64.contains("=") else { return nil }
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64)
+        while base64.utf8.count % 4 != 0 { base64 += "=" }
+        guard let data = Data(base64Encoded: base64), base64URL(data) == text else { return nil }
+        return data
     }
 }

@@ -39,6 +39,9 @@ public final class SessionState: Sendable {
 
     public func markInitialized() { state.withLockedValue { $0.initialized = true } }
 
+    /// Requests of this session still being served.
+    public var inFlightCount: Int { state.withLockedValue { $0.inFlight.count } }
+
     /// Registers a call under the client's request id; false when that id is already in flight (a requester
     /// never reuses an id within a session, MUST item 5).
     func register(_ id: RequestID, _ execution: ToolCallExecution) -> Bool {

@@ -6,6 +6,7 @@ import GatewayCore
 import GatewayHTTP
 import GatewayObservability
 import GatewayRuntime
+import GatewayStdio
 import Logging
 import NIOCore
 import NIOPosix
@@ -18,7 +19,7 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "mcp-gateway",
         abstract: "A production gateway for the Model Context Protocol.",
         version: VersionCommand.text,
-        subcommands: [ServeCommand.self, CheckCommand.self, AuditCommand.self, VersionCommand.self],
+        subcommands: [ServeCommand.self, StdioCommand.self, CheckCommand.self, AuditCommand.self, VersionCommand.self],
         defaultSubcommand: nil
     )
 }
@@ -102,6 +103,48 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
+struct StdioCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stdio",
+        abstract: "Serve one MCP client on stdin/stdout with the same routing (logs go to stderr only)."
+    )
+
+    @Option(name: .long, help: "Configuration file (default: $MCP_GATEWAY_CONFIG, then config/gateway.yaml).")
+    var config: String?
+
+    func run() async throws {
+        let configuration = try loadConfigOrExit(configPath(config))
+        let format: GatewayLogHandler.Format = configuration.observability.logFormat == .json ? .json : .text
+        let level = Logger.Level(configName: configuration.observability.logLevel.rawValue)
+        let service = configuration.observability.serviceName
+        // stdout carries only MCP messages (2025-11-25/basic/transports#stdio): every log line goes to stderr.
+        LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: format, level: level, service: service) }
+        let logger = Logger(label: "mcp-gateway")
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let sealer = SessionSealer(keys: configuration.sessions.keys, maxLifetime: configuration.sessions.maxLifetime)
+        let gateway: Gateway
+        do {
+            gateway = try Gateway(configuration: configuration, sealer: sealer, eventLoopGroup: group, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            try? await group.shutdownGracefully()
+            throw ExitCode(2)
+        }
+        await gateway.start()
+        let transport = StdioTransport(gateway: gateway, logger: logger, maxJSONDepth: configuration.server.maxJSONDepth, maxLineLength: configuration.server.maxBody)
+        var failed = false
+        do {
+            try await transport.run(eventLoopGroup: group)
+        } catch {
+            logger.critical("stdio transport failed", metadata: ["error": "\(error)"])
+            failed = true
+        }
+        await gateway.shutdown()
+        try? await group.shutdownGracefully()
+        if failed { throw ExitCode(1) }
+    }
+}
+
 /// The daemon as one ServiceLifecycle service: start backends, serve HTTP, and on SIGTERM/SIGINT stop
 /// accepting, end sessions, and stop backends in the spec's order (every child reaped) before exiting 0.
 struct GatewayService: Service, CustomStringConvertible {
@@ -152,7 +195,10 @@ struct CheckCommand: AsyncParsableCommand {
 
 /// `check --probe`: the configuration's backends really started, their tools really listed.
 enum Probe {
-    static func run(configuration: GatewayConfiguration, path: String) async throws -> Bool {
+    static func run(configuration original: GatewayConfiguration, path: String) async throws -> Bool {
+        // A probe serves no calls: it must not create or append to the audit log.
+        var configuration = original
+        configuration.observability.auditPath = nil
         // Backends' own logs (stderr lines, restarts) go to stderr; the report goes to stdout.
         LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: .text, level: .warning) }
         let logger = Logger(label: "mcp-gateway.check")

@@ -1,5 +1,7 @@
 import Foundation
 import FuzzChecks
+import FuzzSSEChecks
+import FuzzSessionChecks
 import Testing
 
 /// Replays every committed fuzz input (Tests/fuzz/<target>/corpus and regressions, docs/fuzzing.md) through

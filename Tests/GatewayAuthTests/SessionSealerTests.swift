@@ -63,6 +63,22 @@ import Testing
         #expect(sealer([keyA]).open(String(id.dropLast(4))) == nil)
     }
 
+    /// Regression (FuzzSessionIDMutation, Tests/fuzz/FuzzSessionIDMutation/regressions): Foundation's base64
+    /// decoder ignores the unused low bits of the last character, so a variant of the id opened to the same
+    /// session, and a DELETEd session could be resumed under the variant. Only the canonical text opens now.
+    @Test func onlyTheCanonicalEncodingOpens() {
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        for _ in 0..<6 {
+            let id = sealer([keyA]).seal(claims)
+            #expect(sealer([keyA]).open(id) == claims)
+            for variant in alphabet where variant != id.last {
+                #expect(sealer([keyA]).open(String(id.dropLast()) + String(variant)) == nil, "last character \(variant)")
+            }
+        }
+        #expect(SessionSealer.decodeBase64URL("QR") == nil, "QR decodes to \"A\" only by ignoring non-zero padding bits")
+        #expect(SessionSealer.decodeBase64URL("QQ") == Data([0x41]))
+    }
+
     @Test func anIdOlderThanTheMaximumLifetimeIsExpired() {
         let id = sealer([keyA]).seal(claims)
         #expect(sealer([keyA], now: claims.issuedAt + 3599).open(id) != nil)

@@ -336,6 +336,14 @@ def test_http2_streams_get_cors_headers_and_a_request_timeout(gateways: GatewayP
     out, err = proc.communicate(timeout=10)  # closes stdin: the body ends, long after the deadline
     assert out.startswith(b"HTTP/2 408"), (out, err)
     assert b"server.limits.request_timeout" in out
+
+    # A header block over the limit is a connection error (RFC 9113 §5.4.1): GOAWAY and close, promptly,
+    # not a connection left hanging.
+    started = time.monotonic()
+    r = curl("--http2", "--cacert", str(pki.ca_file), "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+             "-H", "X-Padding: " + "a" * 40000, f"https://127.0.0.1:{gw.port}/healthz")
+    assert r.returncode not in (0, 28), (r.returncode, r.stdout, r.stderr)
+    assert time.monotonic() - started < 5
     run(echo_over_https(https_url(gw), pki, "after a timed-out stream"))
 
 

@@ -9,7 +9,7 @@ public struct FuzzFailure: Error, CustomStringConvertible {
 }
 
 @inline(__always)
-func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws(FuzzFailure) {
+public func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws(FuzzFailure) {
     if !condition { throw FuzzFailure(message()) }
 }
 

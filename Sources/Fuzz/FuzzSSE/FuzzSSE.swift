@@ -1,4 +1,5 @@
 import FuzzChecks
+import FuzzSSEChecks
 
 /// Fuzz target: SSE framing and the Last-Event-ID parser (see `SSECheck`).
 /// `make fuzz` runs it under libFuzzer; a normal build replays the files given as arguments (docs/fuzzing.md).

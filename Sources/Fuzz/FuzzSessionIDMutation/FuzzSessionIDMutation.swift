@@ -1,4 +1,5 @@
 import FuzzChecks
+import FuzzSessionChecks
 
 /// Fuzz target: the session-id opener on edits of a valid sealed id (see `SessionIDCheck.checkMutation`).
 /// `make fuzz` runs it under libFuzzer; a normal build replays the files given as arguments (docs/fuzzing.md).

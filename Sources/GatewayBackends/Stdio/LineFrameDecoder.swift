@@ -2,18 +2,18 @@ import NIOCore
 
 /// Splits a stdio stream into lines (2025-11-25/basic/transports#stdio: one message per line, no embedded
 /// newlines). A line longer than `maximumLength` is discarded whole and reported, never buffered without bound.
-struct LineFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+public struct LineFrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = ByteBuffer
 
     let maximumLength: Int
     private var discarding = false
     private var scanned = 0
 
-    init(maximumLength: Int) {
+    public init(maximumLength: Int) {
         self.maximumLength = maximumLength
     }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         let view = buffer.readableBytesView
         if let newline = view[view.startIndex.advanced(by: min(scanned, view.count))...].firstIndex(of: UInt8(ascii: "\n")) {
             let length = newline - view.startIndex
@@ -43,7 +43,7 @@ struct LineFrameDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         if buffer.readableBytes > 0, !discarding {
             context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: buffer.readableBytes)!))
@@ -52,6 +52,6 @@ struct LineFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-struct OversizedLine: Sendable {
-    let length: Int
+public struct OversizedLine: Sendable {
+    public let length: Int
 }

@@ -102,6 +102,9 @@ public struct ClientAddressPolicy: HTTPMiddleware {
     }
 
     public func handle(_ request: HTTPRequestContext, eventLoop: any EventLoop) -> MiddlewareOutcome {
+        // Nothing to decide without an allowlist or proxies: skip formatting and parsing the peer's address on
+        // the hot path (a profile showed it at 3.5% of the CPU of a call).
+        if allowedIPs.isEmpty, trustedProxies.isEmpty { return .next(request) }
         var request = request
         guard let peerText = request.peerAddress?.ipAddress, let peer = IPAddress(peerText) else {
             // A Unix-domain peer has no IP address; an allowlist cannot vouch for it.

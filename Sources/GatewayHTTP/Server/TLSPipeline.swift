@@ -58,7 +58,7 @@ extension HTTPServer {
                             }
                         }
                     )
-                    try channel.pipeline.syncOperations.addHandler(manager)
+                    try channel.pipeline.syncOperations.addHandlers([manager, HTTP2ConnectionErrorHandler()])
                 }
             },
             http1ChannelConfigurator: { channel in
@@ -69,6 +69,19 @@ extension HTTPServer {
                 }
             }
         )
+    }
+}
+
+/// Closes an HTTP/2 connection after a connection error (RFC 9113 §5.4.1): NIO's HTTP/2 handler has already sent
+/// GOAWAY and leaves the close to the application; left open, the client would wait for an answer that never
+/// comes (a header block over the limit did exactly that). A stream error has only reset its stream
+/// (§5.4.2) and the connection goes on.
+final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is NIOHTTP2Errors.StreamError { return }
+        context.close(promise: nil)
     }
 }
 

@@ -1,3 +1,4 @@
+import FuzzChecks
 import GatewayAuth
 import GatewayCore
 
@@ -11,8 +12,9 @@ public enum SessionIDCheck {
     static let claims = SessionClaims(
         principal: "fuzz-principal", protocolVersion: .latest,
         clientCapabilities: ["roots": ["listChanged": true]], clientName: "fuzz", issuedAt: now - 10)
-    /// One id sealed under the key; the mutation check starts from it.
-    public static let sealedID = sealer.seal(claims)
+    /// `claims` sealed under the key once (sealing draws a random nonce), so that a saved mutation input
+    /// replays the same id.
+    public static let sealedID = "g1.LNFoeh-_ovR6pAmx-fYg1o3Gx1LCECHg9vPe8GH0lEpjcjclsAbSJMqUCVQMKtVNkWM4fIqmrip8vU9Wdp2X14pqjvWrpg5D6zzhaSNp3JyN6zwlpPentJSqs2-UcHOGGeJpDO04bJoumMg2S8q0Wz6N3VB0WUOmN5IKJAtQUvs"
 
     /// Arbitrary text as a session id: it must not trap, and must open to nothing (forging one means
     /// breaking ChaCha20-Poly1305).
