@@ -72,3 +72,25 @@ def test_stdout_carries_only_mcp_messages(tmp_path: Path) -> None:
     assert any(m.get("error", {}).get("code") == -32700 and m.get("id") is None for m in out)
     assert "this line is not JSON" not in p.stdout
     assert "noise on stderr" in p.stderr, "backend stderr is re-logged on the gateway's stderr"
+
+
+def test_a_refused_call_is_32005_naming_the_grant_in_stdio_mode(tmp_path: Path) -> None:
+    """No HTTP status exists on stdio: a call without the backend's scopes is JSON-RPC -32005 naming them."""
+    require_binaries()
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    cfg = make_config(backends={"diag": dict(BACKEND_DIAG), "files": dict(BACKEND_DIAG, access={"scopes": ["files:read"]})})
+    cfg["auth"] = {"mode": "oauth", "oauth": {"issuer": "https://auth.example.com", "audience": "https://mcp.example.com/mcp", "jwks_file": str(jwks)}}
+    f = tmp_path / "scoped.yaml"
+    f.write_text(to_yaml(cfg) + "\n")
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "files__echo", "arguments": {"text": "x"}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "diag__echo", "arguments": {"text": "open"}}},
+    ]
+    stdin = "\n".join(json.dumps(m) for m in lines) + "\n"
+    p = subprocess.run([str(GATEWAY), "stdio", "--config", str(f)], input=stdin, capture_output=True, text=True, timeout=30, env=gateway_env())
+    assert p.returncode == 0, p.stderr[-2000:]
+    by_id = {m.get("id"): m for m in (json.loads(line) for line in p.stdout.splitlines() if line.strip())}
+    assert by_id[2]["error"]["code"] == -32005 and "files:read" in by_id[2]["error"]["message"], by_id[2]
+    assert by_id[3]["result"]["content"][0]["text"] == "open"
