@@ -39,6 +39,27 @@ func loadConfigOrExit(_ path: String) throws -> GatewayConfiguration {
     }
 }
 
+/// Logs as the configuration says: JSON lines (or text) on stderr, so stdout stays free for stdio mode.
+func bootstrapLogging(_ configuration: GatewayConfiguration) -> Logger {
+    let format: GatewayLogHandler.Format = configuration.observability.logFormat == .json ? .json : .text
+    let level = Logger.Level(configName: configuration.observability.logLevel.rawValue)
+    let service = configuration.observability.serviceName
+    LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: format, level: level, service: service) }
+    return Logger(label: "mcp-gateway")
+}
+
+/// The gateway on `group`, or exit 2 (a backend the configuration names cannot be built).
+func makeGateway(_ configuration: GatewayConfiguration, group: MultiThreadedEventLoopGroup, logger: Logger) async throws -> Gateway {
+    let sealer = SessionSealer(keys: configuration.sessions.keys, maxLifetime: configuration.sessions.maxLifetime)
+    do {
+        return try Gateway(configuration: configuration, sealer: sealer, eventLoopGroup: group, logger: logger)
+    } catch {
+        logger.critical("cannot start", metadata: ["error": "\(error)"])
+        try? await group.shutdownGracefully()
+        throw ExitCode(2)
+    }
+}
+
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the gateway daemon.")
 
@@ -48,11 +69,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let path = configPath(config)
         let configuration = try loadConfigOrExit(path)
-        let format: GatewayLogHandler.Format = configuration.observability.logFormat == .json ? .json : .text
-        let level = Logger.Level(configName: configuration.observability.logLevel.rawValue)
-        let service = configuration.observability.serviceName
-        LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: format, level: level, service: service) }
-        let logger = Logger(label: "mcp-gateway")
+        let logger = bootstrapLogging(configuration)
         for notice in configuration.notices { logger.warning("config notice", metadata: ["notice": "\(notice)"]) }
         if configuration.sessions.keys.isEmpty {
             logger.notice("sessions.keys is empty: session ids are sealed with a random per-process key, so sessions do not survive a restart or move between replicas")
@@ -69,15 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let threads = configuration.server.threads > 0 ? configuration.server.threads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let sealer = SessionSealer(keys: configuration.sessions.keys, maxLifetime: configuration.sessions.maxLifetime)
-        let gateway: Gateway
-        do {
-            gateway = try Gateway(configuration: configuration, sealer: sealer, eventLoopGroup: group, logger: logger)
-        } catch {
-            logger.critical("cannot start", metadata: ["error": "\(error)"])
-            try? await group.shutdownGracefully()
-            throw ExitCode(2)
-        }
+        let gateway = try await makeGateway(configuration, group: group, logger: logger)
         let daemon = GatewayService(gateway: gateway, configuration: configuration, group: group, logger: logger, tls: tls)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: daemon)]
         if let tls {
@@ -114,22 +123,10 @@ struct StdioCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try loadConfigOrExit(configPath(config))
-        let format: GatewayLogHandler.Format = configuration.observability.logFormat == .json ? .json : .text
-        let level = Logger.Level(configName: configuration.observability.logLevel.rawValue)
-        let service = configuration.observability.serviceName
         // stdout carries only MCP messages (2025-11-25/basic/transports#stdio): every log line goes to stderr.
-        LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: format, level: level, service: service) }
-        let logger = Logger(label: "mcp-gateway")
+        let logger = bootstrapLogging(configuration)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let sealer = SessionSealer(keys: configuration.sessions.keys, maxLifetime: configuration.sessions.maxLifetime)
-        let gateway: Gateway
-        do {
-            gateway = try Gateway(configuration: configuration, sealer: sealer, eventLoopGroup: group, logger: logger)
-        } catch {
-            logger.critical("cannot start", metadata: ["error": "\(error)"])
-            try? await group.shutdownGracefully()
-            throw ExitCode(2)
-        }
+        let gateway = try await makeGateway(configuration, group: group, logger: logger)
         await gateway.start()
         let transport = StdioTransport(gateway: gateway, logger: logger, maxJSONDepth: configuration.server.maxJSONDepth, maxLineLength: configuration.server.maxBody)
         var failed = false
