@@ -105,6 +105,10 @@ final class Server: @unchecked Sendable {
             reply(request, text: "ok")
         case "fail":
             reply(request, text: "example-server fail: this tool always fails", isError: true)
+        case "trace_meta":
+            // The `_meta` this call arrived with, as JSON text: tests read the trace context the gateway propagated.
+            let meta = request.params?["_meta"] ?? .object(JSONObject())
+            reply(request, text: String(decoding: meta.serialized(), as: UTF8.self))
         case "weather":
             // Answers with exactly the arguments it received, so tests can see what reached the backend.
             send(JSONRPCEncoder.response(id: request.id, result: [
@@ -198,6 +202,7 @@ final class Server: @unchecked Sendable {
         ],
         ["name": "noise", "description": "Writes a non-JSON line to stdout and a line to stderr, then answers ok.", "inputSchema": ["type": "object"]],
         ["name": "fail", "description": "Always returns a tool error.", "inputSchema": ["type": "object"]],
+        ["name": "trace_meta", "description": "Returns the params._meta it received (traceparent, tracestate, progressToken) as JSON text.", "inputSchema": ["type": "object"]],
         [
             "name": "weather", "description": "Returns the arguments it received (for argument validation tests).",
             "inputSchema": [

@@ -267,8 +267,8 @@ struct NodeReader {
         return SessionKeyText.decode(trimmed)
     }
 
-    mutating func readRateLimit(_ node: Node, path: String) -> RateLimit? {
-        guard let map = mapping(node, path: path, allowed: ["rate", "per", "burst", "tool"]) else { return nil }
+    mutating func readRateLimit(_ node: Node, path: String, allowTool: Bool = false) -> RateLimit? {
+        guard let map = mapping(node, path: path, allowed: allowTool ? ["rate", "per", "burst", "tool"] : ["rate", "per", "burst"]) else { return nil }
         guard let rateNode = map["rate"], let rate = double(rateNode, path: path + ".rate"), rate > 0 else {
             if map["rate"] == nil { problem(node, path + ".rate", "is required") }
             return nil
@@ -285,7 +285,7 @@ struct NodeReader {
         if let v = map["per_tool"], let list = sequence(v, path: "limits.per_tool") {
             for (index, item) in list.enumerated() {
                 let path = "limits.per_tool[\(index)]"
-                guard let limit = readRateLimit(item, path: path) else { continue }
+                guard let limit = readRateLimit(item, path: path, allowTool: true) else { continue }
                 guard let toolNode = item.mapping?["tool"], let tool = string(toolNode, path: path + ".tool") else {
                     problem(item, path + ".tool", "is required (a tool name or glob such as \"time__*\")")
                     continue
@@ -294,9 +294,6 @@ struct NodeReader {
             }
         }
         if let v = map["max_inflight"], let n = int(v, path: "limits.max_inflight", range: 1...10_000_000) { limits.maxInflight = n }
-        if limits.perPrincipal != nil || limits.perTenant != nil || !limits.perTool.isEmpty {
-            notice(node, "limits", "rate limits are not enforced by this build yet")
-        }
     }
 
     mutating func readTools(_ node: Node, into tools: inout ToolsConfig) {
@@ -316,9 +313,10 @@ struct NodeReader {
 
     mutating func readObservability(_ node: Node, into obs: inout ObservabilityConfig) {
         guard let map = mapping(node, path: "observability", allowed: ["log", "metrics", "tracing", "audit"]) else { return }
-        if let v = map["log"], let log = mapping(v, path: "observability.log", allowed: ["format", "level"]) {
+        if let v = map["log"], let log = mapping(v, path: "observability.log", allowed: ["format", "level", "access"]) {
             if let f = log["format"], let format = enumeration(f, path: "observability.log.format", LogFormat.self) { obs.logFormat = format }
             if let l = log["level"], let level = enumeration(l, path: "observability.log.level", LogLevelName.self) { obs.logLevel = level }
+            if let a = log["access"], let flag = bool(a, path: "observability.log.access") { obs.accessLog = flag }
         }
         if let v = map["metrics"], let metrics = mapping(v, path: "observability.metrics", allowed: ["enabled", "path"]) {
             if let e = metrics["enabled"], let flag = bool(e, path: "observability.metrics.enabled") { obs.metricsEnabled = flag }

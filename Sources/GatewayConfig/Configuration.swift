@@ -234,6 +234,8 @@ public enum LogLevelName: String, Sendable, CaseIterable { case trace, debug, in
 public struct ObservabilityConfig: Sendable {
     public var logFormat: LogFormat = .json
     public var logLevel: LogLevelName = .info
+    /// `observability.log.access`: one `request` line per JSON-RPC request (method, tool, outcome, duration_ms, trace_id).
+    public var accessLog = true
     public var metricsEnabled = true
     public var metricsPath = "/metrics"
     public var otlpEndpoint: String?

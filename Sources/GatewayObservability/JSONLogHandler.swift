@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GatewayCore
 import Logging
 
@@ -10,16 +11,25 @@ public struct GatewayLogHandler: LogHandler {
     public enum Format: Sendable { case json, text }
 
     public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+    /// The process-wide level from `control` (changed on SIGHUP), unless this logger set its own.
+    public var logLevel: Logger.Level {
+        get { ownLevel ?? control.level }
+        set { ownLevel = newValue }
+    }
+    private var ownLevel: Logger.Level?
+    private let control: LogLevelControl
     private let label: String
     private let format: Format
     private let service: String
     private let sink: LogSink
 
-    public init(label: String, format: Format, level: Logger.Level, service: String = "mcp-gateway", sink: LogSink = .standardError) {
+    public init(
+        label: String, format: Format, level: Logger.Level, service: String = "mcp-gateway", sink: LogSink = .standardError,
+        control: LogLevelControl? = nil
+    ) {
         self.label = label
         self.format = format
-        self.logLevel = level
+        self.control = control ?? LogLevelControl(level)
         self.service = service
         self.sink = sink
     }
@@ -126,5 +136,23 @@ public enum Timestamp {
 extension Logger.Level {
     public init(configName: String) {
         self = Logger.Level(rawValue: configName) ?? .info
+    }
+}
+
+/// The log level every handler of the process reads, so a reload (SIGHUP) changes it in one place.
+public final class LogLevelControl: Sendable {
+    private let raw: Atomic<Int>
+    private static let levels = Logger.Level.allCases
+
+    public init(_ level: Logger.Level) {
+        raw = Atomic(Self.levels.firstIndex(of: level) ?? 2)
+    }
+
+    public var level: Logger.Level {
+        get { Self.levels[raw.load(ordering: .relaxed)] }
+    }
+
+    public func set(_ level: Logger.Level) {
+        raw.store(Self.levels.firstIndex(of: level) ?? 2, ordering: .relaxed)
     }
 }

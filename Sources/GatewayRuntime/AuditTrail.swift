@@ -39,20 +39,21 @@ final class AuditTrail: Sendable {
     }
 
     /// The record's fields that are known when a call starts.
-    func call(tool: String, backend: String?, arguments: JSONValue, context: RequestContext) -> AuditedCall {
+    func call(tool: String, backend: String?, arguments: JSONValue, context: RequestContext, traceID: String? = nil) -> AuditedCall {
         AuditedCall(
             trail: self, principal: context.principal.subject, issuer: context.principal.issuer, tenant: context.principal.tenant,
-            session: context.sessionID.map(SessionLogID.short), tool: tool, backend: backend, arguments: arguments, started: .now()
+            session: context.sessionID.map(SessionLogID.short), tool: tool, backend: backend, arguments: arguments, started: .now(),
+            traceID: traceID
         )
     }
 
     /// A `tools/call` the gateway answered itself (unknown tool, invalid params, invalid arguments, a guard's
     /// refusal, the audit log's own refusal): recorded as `rejected` with the name and arguments the client sent.
-    func recordRejected(_ request: JSONRPCRequest, catalog: Catalog, context: RequestContext, started: NIODeadline) {
+    func recordRejected(_ request: JSONRPCRequest, catalog: Catalog, context: RequestContext, started: NIODeadline, traceID: String? = nil) {
         guard request.method == "tools/call" else { return }
         let name = request.params?["name"]?.stringValue ?? ""
         let tool = catalog.tool(named: name)
-        var entry = call(tool: tool?.exposedName ?? name, backend: tool?.backend, arguments: request.params?["arguments"] ?? .null, context: context)
+        var entry = call(tool: tool?.exposedName ?? name, backend: tool?.backend, arguments: request.params?["arguments"] ?? .null, context: context, traceID: traceID)
         entry.started = started
         entry.finish(.rejected)
     }
@@ -69,13 +70,14 @@ struct AuditedCall: Sendable {
     let backend: String?
     let arguments: JSONValue
     var started: NIODeadline
+    let traceID: String?
 
     func finish(_ outcome: AuditOutcome) {
         let elapsed = NIODeadline.now() - started
         trail.sink.record(AuditEvent(
             timestamp: Timestamp.rfc3339Milliseconds(Date()), principal: principal, issuer: issuer, tenant: tenant, session: session,
             tool: tool, backend: backend, arguments: arguments, outcome: outcome,
-            durationMilliseconds: Double(elapsed.nanoseconds) / 1_000_000
+            durationMilliseconds: Double(elapsed.nanoseconds) / 1_000_000, traceID: traceID
         ))
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GatewayBackends
 import GatewayConfig
 import GatewayCore
+import GatewayObservability
 import GatewayPlugins
 import Logging
 import NIOConcurrencyHelpers
@@ -25,16 +26,27 @@ public final class Gateway: BackendObserver, Sendable {
     private let observerRelay: ObserverRelay
     /// Counters for what the metrics layer will export (validation failures, output-schema mismatches).
     public let stats: GatewayStats
+    /// Rate limits, `max_inflight`, circuit breakers and backend concurrency (issue 7); its accessors feed /metrics.
+    public let resilience: Resilience
     /// The audit log (`observability.audit`), nil when no path is configured.
     private let auditTrail: AuditTrail?
+    /// Metrics, spans and the access log (issue 6).
+    public let telemetry: GatewayTelemetry
 
-    public init(configuration: GatewayConfiguration, sealer: any SessionSealing, eventLoopGroup: any EventLoopGroup, logger: Logger) throws {
+    public init(
+        configuration: GatewayConfiguration, sealer: any SessionSealing, eventLoopGroup: any EventLoopGroup, logger: Logger,
+        telemetry: GatewayTelemetry = GatewayTelemetry()
+    ) throws {
         self.configuration = configuration
+        self.telemetry = telemetry
+        let metrics = telemetry.metrics
         self.sealer = sealer
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         let stats = GatewayStats()
         self.stats = stats
+        let resilience = Resilience(configuration: configuration, logger: logger)
+        self.resilience = resilience
         self.auditTrail = AuditTrail(configuration: configuration.observability, logger: logger)
         let validationLogger = logger
         var accessRules: [String: BackendAccess] = [:]
@@ -44,12 +56,13 @@ public final class Gateway: BackendObserver, Sendable {
         self.router = Router(guards: [
             ArgumentValidation(mode: configuration.tools.validation) { tool, problems in
                 stats.recordValidationFailure(tool: tool.exposedName)
+                metrics.tool(tool.exposedName, backend: tool.backend).validationFailures.increment()
                 validationLogger.info("tool call refused: invalid arguments", metadata: [
                     "tool": "\(tool.exposedName)", "backend": "\(tool.backend)", "outcome": "rejected",
                     "problems": "\(problems.map { "\($0.path.isEmpty ? "(arguments)" : $0.path): \($0.message)" }.joined(separator: "; "))",
                 ])
             },
-        ], access: AccessPolicy(rules: accessRules))
+        ] + resilience.guards, access: AccessPolicy(rules: accessRules))
         self.catalogBox = NIOLockedValueBox(Catalog(separator: configuration.tools.separator, prefixMode: configuration.tools.prefix))
         self.sessions = NIOLockedValueBox(SessionTable(capacity: configuration.sessions.max, idleTimeout: configuration.sessions.idleTimeout))
         let observer = ObserverRelay()
@@ -81,9 +94,30 @@ public final class Gateway: BackendObserver, Sendable {
             }
         }
         self.backends = built
-        self.backendsByName = Dictionary(uniqueKeysWithValues: built.map { ($0.name, $0) })
+        self.backendsByName = Dictionary(uniqueKeysWithValues: built.map { ($0.name, resilience.gated($0)) })
         self.observerRelay = observer
         observer.target = self
+        registerScrapeGauges()
+    }
+
+    /// Gauges read from live state when Prometheus scrapes, so serving requests never updates them.
+    private func registerScrapeGauges() {
+        let auditSeen = NIOLockedValueBox((written: 0, failed: 0))
+        telemetry.metrics.onScrape { [weak self] metrics in
+            guard let self else { return }
+            for backend in self.backends {
+                metrics.backend(backend.name).up.set(to: backend.isReady ? 1 : 0)
+            }
+            if let sink = self.auditTrail?.sink {
+                let counters = sink.snapshot
+                let delta = auditSeen.withLockedValue { seen -> (Int, Int) in
+                    defer { seen = (counters.written, counters.failed) }
+                    return (counters.written - seen.written, counters.failed - seen.failed)
+                }
+                if delta.0 > 0 { metrics.auditRecords.increment(by: Int64(delta.0)) }
+                if delta.1 > 0 { metrics.auditWriteFailures.increment(by: Int64(delta.1)) }
+            }
+        }
     }
 
     // MARK: - Lifecycle
@@ -191,27 +225,37 @@ public final class Gateway: BackendObserver, Sendable {
 
     /// `initialize` mints a session: the negotiated version and the client's capabilities are sealed into its
     /// id together with the principal (MUST items 1-3, 16).
-    public func initialize(_ request: JSONRPCRequest, principal: Principal) -> InitializeOutcome {
-        guard !isDraining else { return .draining }
+    public func initialize(_ request: JSONRPCRequest, principal: Principal, transport: String = "streamable_http") -> InitializeOutcome {
+        let metrics = telemetry.metrics
+        guard !isDraining else {
+            metrics.handshakes(outcome: "rejected").increment()
+            return .draining
+        }
         let negotiated: Lifecycle.Negotiated
         switch Lifecycle.negotiate(request.params, serverName: GatewayVersion.name, serverVersion: GatewayVersion.version) {
         case .success(let value): negotiated = value
-        case .failure(let error): return .rejected(response: JSONRPCEncoder.error(id: request.id, error))
+        case .failure(let error):
+            metrics.handshakes(outcome: "error").increment()
+            metrics.jsonrpcError(code: error.code, method: "initialize")
+            return .rejected(response: JSONRPCEncoder.error(id: request.id, error))
         }
         let claims = SessionClaims(
             principal: principal.id, protocolVersion: negotiated.version, clientCapabilities: negotiated.clientCapabilities,
             clientName: negotiated.clientName, issuedAt: Int64(Date().timeIntervalSince1970)
         )
         let id = sealer.seal(claims)
-        let session = SessionState(id: id, claims: claims)
+        let session = SessionState(id: id, claims: claims, transport: transport)
         let admission = sessions.withLockedValue { $0.admit(id: id, claims: claims, attachment: session, now: Self.now()) }
         switch admission {
         case .full(let retryAfter):
             logger.warning("session refused: at sessions.max", metadata: ["max": "\(configuration.sessions.max)"])
+            metrics.handshakes(outcome: "rejected").increment()
             return .full(retryAfterSeconds: retryAfter)
         case .admitted(let evicted):
             release(evicted.map(\.attachment), reason: "evicted to make room (sessions.max)")
         }
+        metrics.handshakes(outcome: "ok").increment()
+        sessionStarted(session)
         logger.info("session created", metadata: [
             "session": "\(session.logID)", "principal": "\(principal.id)", "protocol_version": "\(negotiated.version.rawValue)",
             "client": "\(negotiated.clientName)",
@@ -235,14 +279,24 @@ public final class Gateway: BackendObserver, Sendable {
             table.adjustBusy(id: id, by: 0, now: now)
             return entry.attachment
         }) {
-            guard live.claims.principal == principal.id else { return .notFound }
+            guard live.claims.principal == principal.id else {
+                telemetry.metrics.sessionFailures(reason: "forbidden").increment()
+                return .notFound
+            }
             guard Int64(Date().timeIntervalSince1970) - live.claims.issuedAt <= configuration.sessions.maxLifetime.components.seconds else {
                 endSession(live)
                 return .notFound
             }
             return .found(live)
         }
-        guard let claims = sealer.open(id), claims.principal == principal.id else { return .notFound }
+        guard let claims = sealer.open(id) else {
+            telemetry.metrics.sessionFailures(reason: "not_found").increment()
+            return .notFound
+        }
+        guard claims.principal == principal.id else {
+            telemetry.metrics.sessionFailures(reason: "forbidden").increment()
+            return .notFound
+        }
         let outcome = sessions.withLockedValue { table in
             table.lookup(id: id, claims: claims, now: now) { SessionState(id: id, claims: claims) }
         }
@@ -251,8 +305,11 @@ public final class Gateway: BackendObserver, Sendable {
         case .resumed(let session, let evicted):
             release(evicted.map(\.attachment), reason: "evicted to make room (sessions.max)")
             logger.info("session resumed from its sealed id", metadata: ["session": "\(session.logID)", "principal": "\(principal.id)"])
+            sessionStarted(session)
             return .found(session)
-        case .ended: return .notFound
+        case .ended:
+            telemetry.metrics.sessionFailures(reason: "not_found").increment()
+            return .notFound
         case .full(let retryAfter): return .full(retryAfterSeconds: retryAfter)
         }
     }
@@ -273,8 +330,16 @@ public final class Gateway: BackendObserver, Sendable {
         if !expired.isEmpty { release(expired.map(\.attachment), reason: "idle for sessions.idle_timeout") }
     }
 
+    private func sessionStarted(_ session: SessionState) {
+        telemetry.metrics.sessionsTotal(transport: session.transport).increment()
+        telemetry.metrics.sessionsActive(transport: session.transport).increment()
+    }
+
     private func release(_ ended: [SessionState], reason: String) {
+        let now = Date().timeIntervalSince1970
         for session in ended {
+            telemetry.metrics.sessionsActive(transport: session.transport).decrement()
+            telemetry.metrics.sessionEnded(lifetime: .milliseconds(max(0, Int64((now - Double(session.claims.issuedAt)) * 1000))))
             session.end()
             for backend in backends { backend.sessionEnded(session.id) }
             logger.info("session ended", metadata: ["session": "\(session.logID)", "reason": "\(reason)"])
@@ -284,59 +349,96 @@ public final class Gateway: BackendObserver, Sendable {
     // MARK: - Messages
 
     /// Serves one request of a session. The answer goes to `reply`, on `eventLoop`.
-    public func handleRequest(_ request: JSONRPCRequest, session: SessionState, principal: Principal, eventLoop: any EventLoop, reply: any ReplyChannel) {
-        let context = RequestContext(principal: principal, sessionID: session.id, protocolVersion: session.protocolVersion)
+    public func handleRequest(
+        _ request: JSONRPCRequest, session: SessionState, principal: Principal, eventLoop: any EventLoop, reply: any ReplyChannel,
+        trace: TraceLink = .none
+    ) {
+        let context = RequestContext(principal: principal, sessionID: session.id, protocolVersion: session.protocolVersion, traceParent: trace.traceParent?.description)
         let catalog = catalogBox.withLockedValue { $0 }
         let started = NIODeadline.now()
+        let observation = RequestObservation(telemetry: telemetry, logger: logger, request: request, session: session, principal: principal, trace: trace)
+        let isToolCall = request.method == "tools/call"
+        /// The exposed tool a refused `tools/call` named, when the catalog knows it (`unknown` otherwise).
+        func resolveRefusedCall() {
+            let tool = isToolCall ? request.params?["name"]?.stringValue.flatMap { catalog.tool(named: $0) } : nil
+            observation.resolve(tool: tool?.exposedName, backend: tool?.backend)
+        }
+        let traceID = trace.traceID
         if let refusal = auditTrail?.refusal(for: request) {
+            resolveRefusedCall()
             reply.sendResponse(JSONRPCEncoder.error(id: request.id, refusal))
-            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
+            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started, traceID: traceID)
+            observation.finish(isToolCall ? .rejected : .error, error: refusal)
             return
         }
         switch router.route(request, catalog: catalog, context: context) {
         case .result(let value):
+            resolveRefusedCall()
             reply.sendResponse(JSONRPCEncoder.response(id: request.id, result: value))
-            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
+            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started, traceID: traceID)
+            // A `tools/call` answered by the router itself is a guard's refusal as an `isError` result: invalid arguments.
+            observation.finish(isToolCall ? .rejected : .ok, validationRefused: isToolCall)
         case .rawResult(let raw):
+            observation.resolve(tool: nil, backend: nil)
             reply.sendResponse(JSONRPCEncoder.response(id: request.id, rawResult: raw))
+            observation.finish(.ok)
         case .error(let error):
+            resolveRefusedCall()
             reply.sendResponse(JSONRPCEncoder.error(id: request.id, error))
-            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
+            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started, traceID: traceID)
+            observation.finish(isToolCall ? .rejected : .error, error: error)
         case .insufficientScope(let scopes, let error):
+            resolveRefusedCall()
             logger.info("tool call refused: insufficient scope", metadata: [
                 "principal": "\(principal.subject)", "scopes_needed": "\(scopes.joined(separator: " "))", "outcome": "rejected",
             ])
             reply.sendInsufficientScope(scopes, response: JSONRPCEncoder.error(id: request.id, error))
-            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
+            auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started, traceID: traceID)
+            observation.finish(.rejected, error: error)
         case .callTool(let route):
+            observation.resolve(tool: route.tool.exposedName, backend: route.tool.backend)
             guard let backend = backendsByName[route.tool.backend] else {
-                reply.sendResponse(JSONRPCEncoder.error(id: request.id, catalog.unknownToolError(route.tool.exposedName)))
-                auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
+                let error = catalog.unknownToolError(route.tool.exposedName)
+                reply.sendResponse(JSONRPCEncoder.error(id: request.id, error))
+                auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started, traceID: traceID)
+                observation.finish(.rejected, error: error)
                 return
             }
             let outputCheck = route.tool.outputSchema.map { schema in
-                OutputSchemaCheck(tool: route.tool, schema: schema) { [logger, stats] tool, problems in
+                OutputSchemaCheck(tool: route.tool, schema: schema) { [logger, stats, metrics = telemetry.metrics] tool, problems in
                     stats.recordOutputSchemaMismatch(tool: tool.exposedName)
+                    metrics.tool(tool.exposedName, backend: tool.backend).outputSchemaMismatches.increment()
                     logger.warning("tool result does not match its outputSchema; passed on unchanged", metadata: [
                         "tool": "\(tool.exposedName)", "backend": "\(tool.backend)", "problems": "\(problems.prefix(3).joined(separator: "; "))",
                     ])
                 }
             }
+            let backendSpan = observation.startBackendSpan(backend: backend.name)
             let execution = ToolCallExecution(
                 eventLoop: eventLoop, requestID: request.id, backendName: backend.name, method: request.method, reply: reply,
                 session: session, timeout: backend.callTimeout, outputCheck: outputCheck,
-                audit: auditTrail?.call(tool: route.tool.exposedName, backend: backend.name, arguments: .object(route.arguments), context: context)
+                audit: auditTrail?.call(tool: route.tool.exposedName, backend: backend.name, arguments: .object(route.arguments), context: context, traceID: traceID),
+                observation: observation, backendSpan: backendSpan
             ) { [weak self, session] execution in
                 session.unregister(execution.requestID, execution)
                 self?.adjustBusy(session, by: -1)
             }
             guard session.register(request.id, execution) else {
-                reply.sendResponse(JSONRPCEncoder.error(id: request.id, .invalidRequest("request id \(request.id) is already in flight in this session; ids must not be reused")))
-                auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started)
+                backendSpan?.end()
+                let error = JSONRPCError.invalidRequest("request id \(request.id) is already in flight in this session; ids must not be reused")
+                reply.sendResponse(JSONRPCEncoder.error(id: request.id, error))
+                auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started, traceID: traceID)
+                observation.finish(.rejected, error: error)
                 return
             }
             adjustBusy(session, by: 1)
-            let call = BackendCall(method: "tools/call", params: route.backendParams, progressToken: route.progressToken, context: context, eventLoop: eventLoop)
+            // The backend continues the trace from its call's span (or, with no tracer, from the client's context):
+            // `params._meta.traceparent`/`tracestate`, the 2026-07-28 convention.
+            var params = route.backendParams
+            if let traceParent = backendSpan?.link.traceParent ?? observation.link.traceParent {
+                params = traceParent.injected(into: params)
+            }
+            let call = BackendCall(method: "tools/call", params: params, progressToken: route.progressToken, context: context, eventLoop: eventLoop)
             execution.start(backend: backend, call: call)
         }
     }

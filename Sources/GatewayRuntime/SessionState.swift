@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayObservability
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -10,6 +11,8 @@ public final class SessionState: Sendable {
     public let claims: SessionClaims
     /// A short digest of the id, for logs (the id itself is a bearer credential for the session).
     public let logID: String
+    /// `streamable_http`, `sse` or `stdio`: the label of `mcp_sessions_active` / `mcp_sessions_total`.
+    public let transport: String
     private let state = NIOLockedValueBox(Mutable())
 
     private struct Mutable {
@@ -18,12 +21,41 @@ public final class SessionState: Sendable {
         var nextStreamNumber = 1
         var initialized = false
         var ended = false
+        /// Per exposed tool, the last failure an agent could recover from, and when (agent-layer metrics).
+        var recentFailures: [String: (kind: AgentRecovery, at: NIODeadline)] = [:]
     }
 
-    public init(id: String, claims: SessionClaims) {
+    /// How long after a failure a success of the same tool still counts as recovering from it (CONTRACT.md).
+    static let recoveryWindow = TimeAmount.seconds(60)
+
+    public init(id: String, claims: SessionClaims, transport: String = "streamable_http") {
         self.id = id
         self.claims = claims
         self.logID = SessionLogID.short(id)
+        self.transport = transport
+    }
+
+    /// Remembers failures an agent can recover from and reports a recovery when the same tool then succeeds
+    /// within `recoveryWindow`: invalid arguments then success is a self-correction; a backend error or
+    /// timeout then success is a retry recovery. Tool errors (`isError`) and refusals by policy are neither.
+    func noteToolOutcome(tool: String, _ outcome: ToolCallOutcome, validationRefused: Bool, now: NIODeadline) -> AgentRecovery? {
+        state.withLockedValue { state in
+            switch outcome {
+            case .rejected where validationRefused:
+                state.recentFailures[tool] = (.selfCorrection, now)
+            case .error, .timeout:
+                state.recentFailures[tool] = (.retryRecovery, now)
+            case .ok:
+                guard !state.recentFailures.isEmpty, let failure = state.recentFailures.removeValue(forKey: tool) else { return nil }
+                return now - failure.at <= Self.recoveryWindow ? failure.kind : nil
+            default:
+                break
+            }
+            if state.recentFailures.count > 256 {
+                state.recentFailures = state.recentFailures.filter { now - $0.value.at <= Self.recoveryWindow }
+            }
+            return nil
+        }
     }
 
     public var protocolVersion: ProtocolVersion { claims.protocolVersion }

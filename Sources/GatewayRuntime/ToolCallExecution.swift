@@ -22,6 +22,8 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
     private let outputCheck: OutputSchemaCheck?
     private let onDone: @Sendable (ToolCallExecution) -> Void
     private let audit: AuditedCall?
+    private let observation: RequestObservation?
+    private let backendSpan: TracedSpan?
     private var inFlight: (any BackendInFlight)?
     private var timer: Scheduled<Void>?
     private var finished = false
@@ -29,8 +31,11 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
     init(
         eventLoop: any EventLoop, requestID: RequestID, backendName: String, method: String, reply: any ReplyChannel,
         session: SessionState, timeout: Duration, outputCheck: OutputSchemaCheck? = nil, audit: AuditedCall? = nil,
+        observation: RequestObservation? = nil, backendSpan: TracedSpan? = nil,
         onDone: @escaping @Sendable (ToolCallExecution) -> Void
     ) {
+        self.observation = observation
+        self.backendSpan = backendSpan
         self.outputCheck = outputCheck
         self.audit = audit
         self.eventLoop = eventLoop
@@ -47,8 +52,10 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         timer = eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in
             guard !finished else { return }
+            (inFlight as? any CallTimeoutObserving)?.callTimedOut()
             inFlight?.cancel(reason: "the gateway's call_timeout of \(DurationFormat.describe(timeout)) elapsed")
-            complete(JSONRPCEncoder.error(id: requestID, .backendTimeout(backendName, method: method, after: timeout)), outcome: .timeout)
+            let error = JSONRPCError.backendTimeout(backendName, method: method, after: timeout)
+            complete(JSONRPCEncoder.error(id: requestID, error), outcome: .timeout, error: error)
         }
         let handle = backend.call(call, sink: self)
         if finished { return }
@@ -68,8 +75,8 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
             switch backendReply {
             case .result(let raw):
                 outputCheck?.check(raw)
-                complete(JSONRPCEncoder.response(id: requestID, rawResult: raw), outcome: audit == nil ? .ok : .ofToolResult(raw))
-            case .error(let error): complete(JSONRPCEncoder.error(id: requestID, error), outcome: .error)
+                complete(JSONRPCEncoder.response(id: requestID, rawResult: raw), outcome: audit == nil && observation == nil ? .ok : .ofToolResult(raw))
+            case .error(let error): complete(JSONRPCEncoder.error(id: requestID, error), outcome: .error, error: error)
             }
         }
     }
@@ -83,15 +90,20 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
             inFlight?.cancel(reason: reason)
             reply.finishWithoutResponse()
             audit?.finish(.cancelled)
+            backendSpan?.end()
+            observation?.finish(.cancelled)
             onDone(self)
         }
     }
 
-    private func complete(_ message: [UInt8], outcome: AuditOutcome) {
+    private func complete(_ message: [UInt8], outcome: AuditOutcome, error: JSONRPCError? = nil) {
         finished = true
         timer?.cancel()
+        if let error { backendSpan?.fail(error.message) }
+        backendSpan?.end()
         reply.sendResponse(message)
         audit?.finish(outcome)
+        observation?.finish(ToolCallOutcome(rawValue: outcome.rawValue) ?? .error, error: error)
         onDone(self)
     }
 

@@ -19,7 +19,7 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "mcp-gateway",
         abstract: "A production gateway for the Model Context Protocol.",
         version: VersionCommand.text,
-        subcommands: [ServeCommand.self, StdioCommand.self, CheckCommand.self, AuditCommand.self, VersionCommand.self],
+        subcommands: [ServeCommand.self, StdioCommand.self, CheckCommand.self, AuditCommand.self, VersionCommand.self, HealthCheckCommand.self],
         defaultSubcommand: nil
     )
 }
@@ -40,19 +40,22 @@ func loadConfigOrExit(_ path: String) throws -> GatewayConfiguration {
 }
 
 /// Logs as the configuration says: JSON lines (or text) on stderr, so stdout stays free for stdio mode.
-func bootstrapLogging(_ configuration: GatewayConfiguration) -> Logger {
+func bootstrapLogging(_ configuration: GatewayConfiguration, control: LogLevelControl? = nil) -> Logger {
     let format: GatewayLogHandler.Format = configuration.observability.logFormat == .json ? .json : .text
     let level = Logger.Level(configName: configuration.observability.logLevel.rawValue)
     let service = configuration.observability.serviceName
-    LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: format, level: level, service: service) }
+    let control = control ?? LogLevelControl(level)
+    LoggingSystem.bootstrap { label in GatewayLogHandler(label: label, format: format, level: level, service: service, control: control) }
     return Logger(label: "mcp-gateway")
 }
 
 /// The gateway on `group`, or exit 2 (a backend the configuration names cannot be built).
-func makeGateway(_ configuration: GatewayConfiguration, group: MultiThreadedEventLoopGroup, logger: Logger) async throws -> Gateway {
+func makeGateway(
+    _ configuration: GatewayConfiguration, group: MultiThreadedEventLoopGroup, logger: Logger, telemetry: GatewayTelemetry = GatewayTelemetry()
+) async throws -> Gateway {
     let sealer = SessionSealer(keys: configuration.sessions.keys, maxLifetime: configuration.sessions.maxLifetime)
     do {
-        return try Gateway(configuration: configuration, sealer: sealer, eventLoopGroup: group, logger: logger)
+        return try Gateway(configuration: configuration, sealer: sealer, eventLoopGroup: group, logger: logger, telemetry: telemetry)
     } catch {
         logger.critical("cannot start", metadata: ["error": "\(error)"])
         try? await group.shutdownGracefully()
@@ -69,7 +72,8 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let path = configPath(config)
         let configuration = try loadConfigOrExit(path)
-        let logger = bootstrapLogging(configuration)
+        let levelControl = LogLevelControl(Logger.Level(configName: configuration.observability.logLevel.rawValue))
+        let logger = bootstrapLogging(configuration, control: levelControl)
         for notice in configuration.notices { logger.warning("config notice", metadata: ["notice": "\(notice)"]) }
         if configuration.sessions.keys.isEmpty {
             logger.notice("sessions.keys is empty: session ids are sealed with a random per-process key, so sessions do not survive a restart or move between replicas")
@@ -85,15 +89,29 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         let threads = configuration.server.threads > 0 ? configuration.server.threads : System.coreCount
+        let telemetry: GatewayTelemetry
+        let tracingService: (any Service)?
+        do {
+            (telemetry, tracingService) = try makeTelemetry(configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start: observability.tracing", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-        let gateway = try await makeGateway(configuration, group: group, logger: logger)
+        let gateway = try await makeGateway(configuration, group: group, logger: logger, telemetry: telemetry)
         let daemon = GatewayService(gateway: gateway, configuration: configuration, group: group, logger: logger, tls: tls)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: daemon)]
+        // The span exporter stops after the daemon (services stop in reverse order), so the last spans are flushed.
+        if let tracingService { services.insert(.init(service: tracingService), at: 0) }
+        // SIGHUP is trapped here once (ReloadSignal.swift) and fanned out: the configuration reload (log level) and,
+        // with TLS, the certificate reload. Listed first so it is the last to stop: a SIGHUP during the drain is
+        // still caught, not fatal.
+        let reloadSignal = await ReloadSignal.install(logger: logger)
+        services.insert(.init(service: reloadSignal), at: 0)
+        services.append(.init(service: ConfigReloadService(
+            path: path, levelControl: levelControl, metrics: telemetry.metrics, reloads: reloadSignal.subscribe(), logger: logger
+        )))
         if let tls {
-            // SIGHUP is trapped only where something reloads on it (ReloadSignal.swift). Listed first so it is
-            // the last to stop: a SIGHUP during the drain is still caught, not fatal.
-            let reloadSignal = await ReloadSignal.install(logger: logger)
-            services.insert(.init(service: reloadSignal), at: 0)
             services.append(.init(service: TLSReloadService(provider: tls, reloads: reloadSignal.subscribe())))
         }
         let serviceGroup = ServiceGroup(configuration: .init(

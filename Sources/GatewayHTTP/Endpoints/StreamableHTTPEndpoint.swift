@@ -1,5 +1,6 @@
 import GatewayConfig
 import GatewayCore
+import GatewayObservability
 import GatewayRuntime
 import Logging
 import NIOCore
@@ -25,9 +26,9 @@ struct StreamableHTTPEndpoint: Sendable {
     static let sessionHeader = "mcp-session-id"
     static let versionHeader = "mcp-protocol-version"
 
-    func handle(_ request: HTTPRequestContext, body: ByteBuffer?, responder: HTTPResponder) {
+    func handle(_ request: HTTPRequestContext, body: ByteBuffer?, responder: HTTPResponder, trace: TraceLink = .none) {
         switch request.head.method {
-        case .POST: post(request, body: body, responder: responder)
+        case .POST: post(request, body: body, responder: responder, trace: trace)
         case .GET: get(request, responder: responder)
         case .DELETE: delete(request, responder: responder)
         default:
@@ -39,7 +40,7 @@ struct StreamableHTTPEndpoint: Sendable {
 
     // MARK: - POST
 
-    private func post(_ request: HTTPRequestContext, body: ByteBuffer?, responder: HTTPResponder) {
+    private func post(_ request: HTTPRequestContext, body: ByteBuffer?, responder: HTTPResponder, trace: TraceLink) {
         let headers = request.headers
         // 415: the body must be JSON (the Python SDK's convention; the spec fixes the media type).
         guard let contentType = headers.first(name: "content-type"), MediaTypes.isJSON(contentType) else {
@@ -69,7 +70,7 @@ struct StreamableHTTPEndpoint: Sendable {
         }
 
         if case .array(let elements) = value {
-            postBatch(elements, request: request, versionHeader: versionHeader, responder: responder)
+            postBatch(elements, request: request, versionHeader: versionHeader, responder: responder, trace: trace)
             return
         }
         let message: JSONRPCMessage
@@ -88,7 +89,7 @@ struct StreamableHTTPEndpoint: Sendable {
         switch message {
         case .request(let rpc):
             let reply = PostReply(responder: responder, session: session, challenges: challenges)
-            gateway.handleRequest(rpc, session: session, principal: request.principal, eventLoop: responder.eventLoop, reply: reply)
+            gateway.handleRequest(rpc, session: session, principal: request.principal, eventLoop: responder.eventLoop, reply: reply, trace: trace)
         case .notification(let notification):
             gateway.handleNotification(notification, session: session)
             responder.respond(status: .accepted)
@@ -119,7 +120,7 @@ struct StreamableHTTPEndpoint: Sendable {
 
     /// JSON-RPC batches exist only in 2025-03-26 (MUST item 7): elsewhere an array is 400 / -32600.
     /// `initialize` is never batched. Responses to the batch's requests come back as one JSON array.
-    private func postBatch(_ elements: [JSONValue], request: HTTPRequestContext, versionHeader: ProtocolVersion?, responder: HTTPResponder) {
+    private func postBatch(_ elements: [JSONValue], request: HTTPRequestContext, versionHeader: ProtocolVersion?, responder: HTTPResponder, trace: TraceLink) {
         guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
         guard session.protocolVersion.allowsBatches else {
             responder.respond(Self.error(.badRequest, .invalidRequest("JSON-RPC batches are not allowed in protocol version \(session.protocolVersion.rawValue) (only in 2025-03-26); send one message per POST")))
@@ -146,7 +147,7 @@ struct StreamableHTTPEndpoint: Sendable {
         }
         collector.expect(requests.count)
         for rpc in requests {
-            gateway.handleRequest(rpc, session: session, principal: request.principal, eventLoop: responder.eventLoop, reply: collector.slot())
+            gateway.handleRequest(rpc, session: session, principal: request.principal, eventLoop: responder.eventLoop, reply: collector.slot(), trace: trace)
         }
     }
 
@@ -198,6 +199,7 @@ struct StreamableHTTPEndpoint: Sendable {
     /// another principal's is 404; a version header that differs from the negotiated one is 400.
     private func resolveSession(_ request: HTTPRequestContext, versionHeader: ProtocolVersion?, responder: HTTPResponder) -> SessionState? {
         guard let id = request.headers.first(name: Self.sessionHeader), !id.isEmpty else {
+            gateway.telemetry.metrics.sessionFailures(reason: "missing").increment()
             responder.respond(Self.error(.badRequest, .invalidRequest("Mcp-Session-Id header is required; send initialize first to start a session")))
             return nil
         }

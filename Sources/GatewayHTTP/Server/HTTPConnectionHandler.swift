@@ -72,6 +72,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             }
             state = .idle
             let responder = HTTPResponder(context: context, version: head.version, keepAlive: head.isKeepAlive)
+            responder.exchange = HTTPExchange(metrics: router.gateway.telemetry.metrics, method: head.method)
             router.route(head: head, body: body, responder: responder)
         }
     }
@@ -80,6 +81,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
         state = .rejected(discarded: 0)
         let responder = HTTPResponder(context: context, version: head.version, keepAlive: false, closeAfterResponse: false)
+        responder.exchange = HTTPExchange(metrics: router.gateway.telemetry.metrics, method: head.method)
         let channel = context.channel
         context.eventLoop.scheduleTask(in: Self.lingerTime) { channel.close(promise: nil) }
         let error = JSONRPCError(code: JSONRPCErrorCode.invalidRequest, message: "Request body is larger than server.limits.max_body (\(maxBody) bytes)")

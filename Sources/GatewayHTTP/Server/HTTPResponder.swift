@@ -13,6 +13,12 @@ final class HTTPResponder {
     private let closeAfterResponse: Bool
     private(set) var state: State = .pending
     let eventLoop: any EventLoop
+    /// Told once, when the response has been handed to the channel in full (frees a `limits.max_inflight` place).
+    var finishObserver: (any ResponseFinishObserver)?
+    /// Metrics and span of this exchange, reported when the response ends.
+    var exchange: HTTPExchange?
+    private var status: HTTPResponseStatus = .ok
+    private var streamedBody = false
 
     /// - Parameter closeAfterResponse: close the connection once the response is written; false for a
     ///   `Connection: close` response whose connection the caller closes later (a lingering close).
@@ -37,6 +43,7 @@ final class HTTPResponder {
     func respond(status: HTTPResponseStatus, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8]? = nil, contentType: String? = nil) {
         guard state == .pending else { return }
         state = .done
+        self.status = status
         var headers = headers
         if let contentType { headers.replaceOrAdd(name: "content-type", value: contentType) }
         headers.replaceOrAdd(name: "content-length", value: String(body?.count ?? 0))
@@ -59,6 +66,7 @@ final class HTTPResponder {
     func startEventStream(headers extra: HTTPHeaders = HTTPHeaders()) {
         guard state == .pending else { return }
         state = .streaming
+        streamedBody = true
         var headers = extra
         headers.replaceOrAdd(name: "content-type", value: "text/event-stream")
         headers.replaceOrAdd(name: "cache-control", value: "no-cache, no-transform")
@@ -81,6 +89,14 @@ final class HTTPResponder {
     }
 
     private func finish() {
+        if let exchange {
+            self.exchange = nil
+            exchange.finish(status: status, streamed: state == .done && streamedBody)
+        }
+        if let observer = finishObserver {
+            finishObserver = nil
+            observer.responseFinished()
+        }
         let close = closeAfterResponse
         let channel = context.channel
         context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in

@@ -1,6 +1,7 @@
 import GatewayAuth
 import GatewayConfig
 import GatewayCore
+import GatewayObservability
 import GatewayRuntime
 import Logging
 import NIOCore
@@ -15,11 +16,14 @@ struct HTTPRouter: Sendable {
     let mcpChain: MiddlewareChain
     let probeChain: MiddlewareChain
     let metadata: ProtectedResourceMetadata?
+    /// `observability.metrics.path`, nil when metrics are disabled.
+    let metricsPath: String?
     let logger: Logger
 
     init(gateway: Gateway, configuration: GatewayConfiguration, logger: Logger) {
         self.gateway = gateway
         self.endpointPath = configuration.server.endpoint
+        self.metricsPath = configuration.observability.metricsEnabled ? configuration.observability.metricsPath : nil
         let challenges = AuthChallenges(config: configuration.auth, endpoint: configuration.server.endpoint)
         self.mcp = StreamableHTTPEndpoint(gateway: gateway, configuration: configuration, challenges: challenges, logger: logger)
         self.metadata = ProtectedResourceMetadata(config: configuration.auth, endpoint: configuration.server.endpoint)
@@ -43,9 +47,10 @@ struct HTTPRouter: Sendable {
         let preflight = CORSPreflight(policy: CORSPolicy(allowedOrigins: configuration.server.allowedOrigins))
         let clientAddress = ClientAddressPolicy(allowedIPs: configuration.server.allowedIPs, trustedProxies: configuration.server.trustedProxies)
         // The order of concerns, in one place: origin/CORS, then the client IP allowlist, then authentication
-        // (then, in later issues, rate limits); the session lookup bound to the principal happens in the endpoint.
+        // then the per-principal and per-tenant rate limits; the session lookup bound to the principal happens in the endpoint.
         // CORS headers on actual responses are added per connection (`RequestBoundaryHandler`, `StreamCORSHandler`).
-        self.mcpChain = MiddlewareChain([origin, preflight, clientAddress, authentication])
+        let rateLimit: [any HTTPMiddleware] = gateway.resilience.requestLimits.map { [RateLimitMiddleware(limits: $0)] } ?? []
+        self.mcpChain = MiddlewareChain([origin, preflight, clientAddress, authentication] + rateLimit)
         self.probeChain = MiddlewareChain([origin, clientAddress])
         self.logger = logger
     }
@@ -54,9 +59,11 @@ struct HTTPRouter: Sendable {
         let request = HTTPRequestContext(head: head, peerAddress: responder.remoteAddress)
         let eventLoop = responder.eventLoop
         if request.path == endpointPath {
+            guard admitWithinMaxInflight(request, responder: responder) else { return }
+            let trace = traceHTTPExchange(head, responder: responder)
             mcpChain.run(request, eventLoop: eventLoop) { outcome in
                 switch outcome {
-                case .success(let context): mcp.handle(context, body: body, responder: responder)
+                case .success(let context): mcp.handle(context, body: body, responder: responder, trace: trace)
                 case .failure(let box): responder.respond(box.response)
                 }
             }
@@ -75,7 +82,27 @@ struct HTTPRouter: Sendable {
         }
     }
 
+    /// The client's W3C trace context (`traceparent`, `tracestate`), continued by an HTTP server span when spans
+    /// are recorded. Only MCP requests are traced: probes and scrapes would drown the traces that matter.
+    private func traceHTTPExchange(_ head: HTTPRequestHead, responder: HTTPResponder) -> TraceLink {
+        let tracing = gateway.telemetry.tracing
+        let incoming = tracing.incoming(traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"))
+        guard let span = tracing.startSpan("\(head.method.rawValue) \(endpointPath)", kind: .server, parent: incoming) else { return incoming }
+        span.set("http.request.method", head.method.rawValue)
+        span.set("url.path", endpointPath)
+        responder.exchange?.span = span
+        return span.link
+    }
+
     private func probe(_ request: HTTPRequestContext, responder: HTTPResponder) {
+        if metricsPath == request.path {
+            guard request.head.method == .GET else {
+                responder.respondJSON(status: .methodNotAllowed, Array(#"{"error":"method not allowed"}"#.utf8), headers: ["allow": "GET"])
+                return
+            }
+            responder.respond(status: .ok, body: gateway.telemetry.metrics.render(), contentType: GatewayMetrics.contentType)
+            return
+        }
         guard ["/healthz", "/readyz", "/version"].contains(request.path) else {
             responder.respondJSON(status: .notFound, Array(#"{"error":"not found"}"#.utf8))
             return
