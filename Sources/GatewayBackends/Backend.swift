@@ -45,6 +45,12 @@ public protocol BackendInFlight: Sendable {
 public protocol BackendObserver: AnyObject, Sendable {
     /// The backend's tool list changed (first listing, a restart, or `notifications/tools/list_changed`).
     func backendToolsChanged(_ backend: String)
+    /// A backend process died and will be restarted (`mcp_backend_restarts_total`).
+    func backendRestarting(_ backend: String)
+}
+
+extension BackendObserver {
+    public func backendRestarting(_ backend: String) {}
 }
 
 /// One protocol, several kinds (ARCHITECTURE.md, "Backend"): in-process plugins and stdio servers now,

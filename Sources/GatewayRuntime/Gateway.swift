@@ -7,6 +7,7 @@ import GatewayPlugins
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// The router's I/O shell, shared by every transport: it owns the backends, the catalog snapshot and the
 /// per-replica session table, and performs what the pure core decides (ARCHITECTURE.md, "One request, end to
@@ -32,6 +33,9 @@ public final class Gateway: BackendObserver, Sendable {
     private let auditTrail: AuditTrail?
     /// Metrics, spans and the access log (issue 6).
     public let telemetry: GatewayTelemetry
+    /// Calls dispatched to each backend and not yet answered (`mcp_backend_inflight` where no concurrency gate
+    /// counts them).
+    private let callsInFlight: [String: CallCounter]
 
     public init(
         configuration: GatewayConfiguration, sealer: any SessionSealing, eventLoopGroup: any EventLoopGroup, logger: Logger,
@@ -94,6 +98,7 @@ public final class Gateway: BackendObserver, Sendable {
             }
         }
         self.backends = built
+        self.callsInFlight = Dictionary(uniqueKeysWithValues: built.map { ($0.name, CallCounter()) })
         self.backendsByName = Dictionary(uniqueKeysWithValues: built.map { ($0.name, resilience.gated($0)) })
         self.observerRelay = observer
         observer.target = self
@@ -103,11 +108,26 @@ public final class Gateway: BackendObserver, Sendable {
     /// Gauges read from live state when Prometheus scrapes, so serving requests never updates them.
     private func registerScrapeGauges() {
         let auditSeen = NIOLockedValueBox((written: 0, failed: 0))
+        let resilienceSeen = NIOLockedValueBox((limited: [String: Int](), shed: 0))
         telemetry.metrics.onScrape { [weak self] metrics in
             guard let self else { return }
+            let load = self.resilience.backendLoad
+            let circuits = self.resilience.circuitStates
             for backend in self.backends {
-                metrics.backend(backend.name).up.set(to: backend.isReady ? 1 : 0)
+                let gauges = metrics.backend(backend.name)
+                gauges.up.set(to: backend.isReady ? 1 : 0)
+                let counted = load[backend.name]
+                gauges.inflight.set(to: Double(counted?.inflight ?? self.callsInFlight[backend.name]?.value ?? 0))
+                gauges.queueDepth.set(to: Double(counted?.queued ?? 0))
+                gauges.circuitState.set(to: Double(circuits[backend.name] ?? 0))
             }
+            let refusals = (limited: self.resilience.rateLimitedTotals, shed: self.resilience.shedTotal)
+            let delta = resilienceSeen.withLockedValue { seen -> (limited: [String: Int], shed: Int) in
+                defer { seen = refusals }
+                return (refusals.limited.mapValues { $0 } .reduce(into: [:]) { $0[$1.key] = $1.value - (seen.limited[$1.key] ?? 0) }, refusals.shed - seen.shed)
+            }
+            for (scope, count) in delta.limited where count > 0 { metrics.rateLimited(scope: scope).increment(by: Int64(count)) }
+            if delta.shed > 0 { metrics.requestsShed.increment(by: Int64(delta.shed)) }
             if let sink = self.auditTrail?.sink {
                 let counters = sink.snapshot
                 let delta = auditSeen.withLockedValue { seen -> (Int, Int) in
@@ -181,6 +201,10 @@ public final class Gateway: BackendObserver, Sendable {
 
     public func backendToolsChanged(_ backend: String) {
         rebuildCatalog()
+    }
+
+    public func backendRestarting(_ backend: String) {
+        telemetry.metrics.backend(backend).restarts.increment()
     }
 
     /// Rebuilds the catalog from every backend's current tool list; schemas are compiled here, once per refresh.
@@ -419,7 +443,8 @@ public final class Gateway: BackendObserver, Sendable {
                 session: session, timeout: backend.callTimeout, outputCheck: outputCheck,
                 audit: auditTrail?.call(tool: route.tool.exposedName, backend: backend.name, arguments: .object(route.arguments), context: context, traceID: traceID),
                 observation: observation, backendSpan: backendSpan
-            ) { [weak self, session] execution in
+            ) { [weak self, session, counter = callsInFlight[backend.name]] execution in
+                counter?.add(-1)
                 session.unregister(execution.requestID, execution)
                 self?.adjustBusy(session, by: -1)
             }
@@ -432,6 +457,7 @@ public final class Gateway: BackendObserver, Sendable {
                 return
             }
             adjustBusy(session, by: 1)
+            callsInFlight[backend.name]?.add(1)
             // The backend continues the trace from its call's span (or, with no tracer, from the client's context):
             // `params._meta.traceparent`/`tracestate`, the 2026-07-28 convention.
             var params = route.backendParams
@@ -476,4 +502,12 @@ public struct GatewayStartupError: Error, CustomStringConvertible {
 final class ObserverRelay: BackendObserver, @unchecked Sendable {
     weak var target: Gateway?
     func backendToolsChanged(_ backend: String) { target?.backendToolsChanged(backend) }
+    func backendRestarting(_ backend: String) { target?.backendRestarting(backend) }
+}
+
+/// A count shared by event loops (calls in flight at one backend).
+final class CallCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func add(_ delta: Int) { count.add(delta, ordering: .relaxed) }
 }

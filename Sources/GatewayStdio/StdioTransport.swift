@@ -1,6 +1,7 @@
 import Foundation
 import GatewayBackends
 import GatewayCore
+import GatewayObservability
 import GatewayRuntime
 import Logging
 import NIOCore
@@ -178,7 +179,7 @@ final class StdioServerHandler: ChannelInboundHandler, @unchecked Sendable {
         guard let context else { return }
         switch message {
         case .request(let request) where request.method == "initialize":
-            switch gateway.initialize(request, principal: principal) {
+            switch gateway.initialize(request, principal: principal, transport: "stdio") {
             case .created(let created, let response):
                 if let old = session { gateway.endSession(old) }
                 session = created
@@ -199,7 +200,10 @@ final class StdioServerHandler: ChannelInboundHandler, @unchecked Sendable {
                 }
                 return
             }
-            gateway.handleRequest(request, session: session, principal: principal, eventLoop: context.eventLoop, reply: reply)
+            // A stdio client has no headers: its trace context, if any, is in `params._meta` (the 2026-07-28 convention).
+            let meta = request.params?["_meta"]?.objectValue
+            let trace = gateway.telemetry.tracing.incoming(traceparent: meta?["traceparent"]?.stringValue, tracestate: meta?["tracestate"]?.stringValue)
+            gateway.handleRequest(request, session: session, principal: principal, eventLoop: context.eventLoop, reply: reply, trace: trace)
         case .notification(let notification):
             if let session { gateway.handleNotification(notification, session: session) }
         case .response(let response):

@@ -143,8 +143,19 @@ struct StdioCommand: AsyncParsableCommand {
         let configuration = try loadConfigOrExit(configPath(config))
         // stdout carries only MCP messages (2025-11-25/basic/transports#stdio): every log line goes to stderr.
         let logger = bootstrapLogging(configuration)
+        let telemetry: GatewayTelemetry
+        let tracingService: (any Service)?
+        do {
+            (telemetry, tracingService) = try makeTelemetry(configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start: observability.tracing", metadata: ["error": "\(error)"])
+            throw ExitCode(2)
+        }
+        // The span exporter runs beside the transport and is flushed when the client goes away.
+        let exporter = tracingService.map { ServiceGroup(configuration: .init(services: [.init(service: $0)], logger: logger)) }
+        let exporterTask = exporter.map { group in Task { try? await group.run() } }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let gateway = try await makeGateway(configuration, group: group, logger: logger)
+        let gateway = try await makeGateway(configuration, group: group, logger: logger, telemetry: telemetry)
         await gateway.start()
         let transport = StdioTransport(gateway: gateway, logger: logger, maxJSONDepth: configuration.server.maxJSONDepth, maxLineLength: configuration.server.maxBody)
         var failed = false
@@ -155,6 +166,8 @@ struct StdioCommand: AsyncParsableCommand {
             failed = true
         }
         await gateway.shutdown()
+        await exporter?.triggerGracefulShutdown()
+        await exporterTask?.value
         try? await group.shutdownGracefully()
         if failed { throw ExitCode(1) }
     }

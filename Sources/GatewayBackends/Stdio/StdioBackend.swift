@@ -104,6 +104,7 @@ public final class SharedStdioBackend: Backend, @unchecked Sendable {
         guard index < slots.count, slots[index].process === process else { return }
         publish()
         guard !stopping else { return }
+        observer?.backendRestarting(name)
         let delay = slots[index].backoff.failed(now: Int64(NIODeadline.now().uptimeNanoseconds), random: Double.random(in: 0..<1))
         let deadline = NIODeadline.now() + .nanoseconds(delay.nanoseconds)
         slots[index].restartAt = deadline

@@ -16,7 +16,7 @@ public final class GatewayMetrics: Sendable {
     public let metricsFactory: PrometheusMetricsFactory
 
     /// Seconds: 100 µs to 60 s (the range), dense below 10 ms where the gateway's own cost lives.
-    public static let durationBuckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+    public static let durationBuckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, 60]
 
     private let toolHandles = NIOLockedValueBox<[ToolKey: ToolMetrics]>([:])
     private let backendHandles = NIOLockedValueBox<[String: BackendMetrics]>([:])
@@ -31,8 +31,13 @@ public final class GatewayMetrics: Sendable {
     public let auditRecords: Prometheus.Counter
     public let auditWriteFailures: Prometheus.Counter
 
+    /// False with `observability.metrics.enabled: false`: the request path then records nothing (the benchmark's
+    /// "off" baseline), and nothing is served.
+    public let isEnabled: Bool
+
     /// - Parameters: version, revision: the labels of `mcp_gateway_build_info`.
-    public init(version: String = "dev", revision: String = "unknown") {
+    public init(version: String = "dev", revision: String = "unknown", enabled: Bool = true) {
+        self.isEnabled = enabled
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -40,23 +45,23 @@ public final class GatewayMetrics: Sendable {
         factory.defaultValueHistogramBuckets = Self.durationBuckets
         self.metricsFactory = factory
         let buckets = Self.durationBuckets.map { Duration.nanoseconds(Int64($0 * 1e9)) }
-        httpDuration = registry.makeDurationHistogram(
+        httpDuration = registry.durationHistogram(
             name: "mcp_http_request_duration_seconds", labels: [], buckets: buckets,
             help: "Time from a request's last byte to its response's end (event streams excluded)."
         )
-        sessionDuration = registry.makeDurationHistogram(
+        sessionDuration = registry.durationHistogram(
             name: "mcp_session_duration_seconds", labels: [], buckets: buckets,
             help: "Lifetime of ended sessions, from initialize to DELETE, idle expiry, eviction or shutdown."
         )
-        requestsShed = registry.makeCounter(name: "mcp_requests_shed_total", labels: [], help: "Requests refused because limits.max_inflight was reached.")
-        auditRecords = registry.makeCounter(name: "mcp_audit_records_total", labels: [], help: "Audit records written.")
-        auditWriteFailures = registry.makeCounter(name: "mcp_audit_write_failures_total", labels: [], help: "Audit records that could not be written.")
+        requestsShed = registry.counter(name: "mcp_requests_shed_total", labels: [], help: "Requests refused because limits.max_inflight was reached.")
+        auditRecords = registry.counter(name: "mcp_audit_records_total", labels: [], help: "Audit records written.")
+        auditWriteFailures = registry.counter(name: "mcp_audit_write_failures_total", labels: [], help: "Audit records that could not be written.")
         for scope in ["principal", "tenant", "tool"] { _ = rateLimited(scope: scope) }
         for transport in ["streamable_http", "sse", "stdio"] { _ = sessionsActive(transport: transport); _ = sessionsTotal(transport: transport) }
         for outcome in ["ok", "error", "rejected"] { _ = handshakes(outcome: outcome) }
         for reason in ["not_found", "forbidden", "missing"] { _ = sessionFailures(reason: reason) }
         for outcome in ["ok", "invalid", "failed"] { _ = configReloads(outcome: outcome) }
-        registry.makeGauge(
+        registry.gauge(
             name: "mcp_gateway_build_info", labels: [("version", version), ("revision", revision)],
             help: "Always 1; the labels say which build is running."
         ).set(to: 1.0)
@@ -66,19 +71,19 @@ public final class GatewayMetrics: Sendable {
     // MARK: - Protocol layer
 
     public func sessionsActive(transport: String) -> Prometheus.Gauge {
-        registry.makeGauge(name: "mcp_sessions_active", labels: [("transport", transport)], help: "Sessions live on this replica.")
+        registry.gauge(name: "mcp_sessions_active", labels: [("transport", transport)], help: "Sessions live on this replica.")
     }
 
     public func sessionsTotal(transport: String) -> Prometheus.Counter {
-        registry.makeCounter(name: "mcp_sessions_total", labels: [("transport", transport)], help: "Sessions created or resumed on this replica.")
+        registry.counter(name: "mcp_sessions_total", labels: [("transport", transport)], help: "Sessions created or resumed on this replica.")
     }
 
     public func handshakes(outcome: String) -> Prometheus.Counter {
-        registry.makeCounter(name: "mcp_handshakes_total", labels: [("outcome", outcome)], help: "initialize requests by outcome: ok, error (refused), rejected (no capacity).")
+        registry.counter(name: "mcp_handshakes_total", labels: [("outcome", outcome)], help: "initialize requests by outcome: ok, error (refused), rejected (no capacity).")
     }
 
     public func sessionFailures(reason: String) -> Prometheus.Counter {
-        registry.makeCounter(
+        registry.counter(
             name: "mcp_session_failures_total", labels: [("reason", reason)],
             help: "Requests naming no usable session: not_found (unknown, expired, deleted), forbidden (another principal's), missing (no Mcp-Session-Id)."
         )
@@ -87,19 +92,20 @@ public final class GatewayMetrics: Sendable {
     public func sessionEnded(lifetime: Duration) { sessionDuration.record(lifetime) }
 
     public func configReloads(outcome: String) -> Prometheus.Counter {
-        registry.makeCounter(name: "mcp_config_reloads_total", labels: [("outcome", outcome)], help: "Configuration reloads (SIGHUP) by outcome.")
+        registry.counter(name: "mcp_config_reloads_total", labels: [("outcome", outcome)], help: "Configuration reloads (SIGHUP) by outcome.")
     }
 
     public func rateLimited(scope: String) -> Prometheus.Counter {
-        registry.makeCounter(name: "mcp_rate_limited_total", labels: [("scope", scope)], help: "Requests or calls refused by a rate limit, by scope: principal, tenant, tool.")
+        registry.counter(name: "mcp_rate_limited_total", labels: [("scope", scope)], help: "Requests or calls refused by a rate limit, by scope: principal, tenant, tool.")
     }
 
     /// A JSON-RPC error the gateway sent (its own or a backend's), by code and method.
     public func jsonrpcError(code: Int, method: String) {
+        guard isEnabled else { return }
         let key = ErrorKey(code: code, method: MCPMethods.label(method))
         let counter = errorHandles.withLockedValue { handles -> Prometheus.Counter in
             if let counter = handles[key] { return counter }
-            let counter = registry.makeCounter(
+            let counter = registry.counter(
                 name: "mcp_jsonrpc_errors_total", labels: [("code", String(code)), ("method", key.method)],
                 help: "JSON-RPC error responses by code and method (unknown methods are counted as \"unknown\")."
             )
@@ -111,10 +117,11 @@ public final class GatewayMetrics: Sendable {
 
     /// One HTTP exchange. `duration` is nil for event streams, whose length says nothing about latency.
     public func httpRequest(method: String, status: Int, duration: Duration?) {
+        guard isEnabled else { return }
         let key = HTTPKey(method: HTTPMethods.label(method), status: status)
         let counter = httpHandles.withLockedValue { handles -> Prometheus.Counter in
             if let counter = handles[key] { return counter }
-            let counter = registry.makeCounter(
+            let counter = registry.counter(
                 name: "mcp_http_requests_total", labels: [("method", key.method), ("status", String(status))],
                 help: "HTTP requests by method and response status."
             )
@@ -195,28 +202,28 @@ public final class ToolMetrics: Sendable {
     init(registry: PrometheusCollectorRegistry, tool: String, backend: String) {
         let labels = [("backend", backend), ("tool", tool)]
         outcomes = ToolCallOutcome.allCases.map { outcome in
-            registry.makeCounter(
+            registry.counter(
                 name: "mcp_tool_calls_total", labels: labels + [("outcome", outcome.rawValue)],
                 help: "tools/call requests by backend, exposed tool name and outcome: ok, tool_error (isError result), error, timeout, rejected, cancelled."
             )
         }
-        duration = registry.makeDurationHistogram(
+        duration = registry.durationHistogram(
             name: "mcp_tool_call_duration_seconds", labels: labels, buckets: GatewayMetrics.durationBuckets.map { .nanoseconds(Int64($0 * 1e9)) },
             help: "tools/call latency through the gateway, from the request to its response."
         )
-        validationFailures = registry.makeCounter(
+        validationFailures = registry.counter(
             name: "mcp_tool_param_validation_failures_total", labels: labels,
             help: "tools/call requests refused because their arguments did not match the tool's inputSchema."
         )
-        selfCorrections = registry.makeCounter(
+        selfCorrections = registry.counter(
             name: "mcp_tool_self_corrections_total", labels: labels,
             help: "Validation failures followed by a successful call of the same tool in the same session within 60 s."
         )
-        retryRecoveries = registry.makeCounter(
+        retryRecoveries = registry.counter(
             name: "mcp_tool_retry_recoveries_total", labels: labels,
             help: "Backend errors or timeouts followed by a successful call of the same tool in the same session within 60 s."
         )
-        outputSchemaMismatches = registry.makeCounter(
+        outputSchemaMismatches = registry.counter(
             name: "mcp_tool_output_schema_mismatches_total", labels: labels,
             help: "Results whose structuredContent did not match the tool's outputSchema (passed on unchanged)."
         )
@@ -238,11 +245,11 @@ public final class BackendMetrics: Sendable {
 
     init(registry: PrometheusCollectorRegistry, backend: String) {
         let labels = [("backend", backend)]
-        up = registry.makeGauge(name: "mcp_backend_up", labels: labels, help: "1 when the backend can take calls, else 0.")
-        inflight = registry.makeGauge(name: "mcp_backend_inflight", labels: labels, help: "Calls in flight at the backend.")
-        queueDepth = registry.makeGauge(name: "mcp_backend_queue_depth", labels: labels, help: "Calls waiting for a backend concurrency slot.")
-        restarts = registry.makeCounter(name: "mcp_backend_restarts_total", labels: labels, help: "Backend process restarts after a crash or a failed start.")
-        circuitState = registry.makeGauge(name: "mcp_circuit_state", labels: labels, help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.")
+        up = registry.gauge(name: "mcp_backend_up", labels: labels, help: "1 when the backend can take calls, else 0.")
+        inflight = registry.gauge(name: "mcp_backend_inflight", labels: labels, help: "Calls in flight at the backend.")
+        queueDepth = registry.gauge(name: "mcp_backend_queue_depth", labels: labels, help: "Calls waiting for a backend concurrency slot.")
+        restarts = registry.counter(name: "mcp_backend_restarts_total", labels: labels, help: "Backend process restarts after a crash or a failed start.")
+        circuitState = registry.gauge(name: "mcp_circuit_state", labels: labels, help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.")
     }
 }
 
@@ -265,5 +272,21 @@ enum HTTPMethods {
         case "GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH": return method
         default: return "other"
         }
+    }
+}
+
+/// Metric families by their full name with a HELP text (swift-prometheus's descriptor API, without splitting
+/// names into namespace, subsystem and unit).
+extension PrometheusCollectorRegistry {
+    func counter(name: String, labels: [(String, String)], help: String) -> Prometheus.Counter {
+        makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
+
+    func gauge(name: String, labels: [(String, String)], help: String) -> Prometheus.Gauge {
+        makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
+
+    func durationHistogram(name: String, labels: [(String, String)], buckets: [Duration], help: String) -> DurationHistogram {
+        makeDurationHistogram(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels, buckets: buckets)
     }
 }

@@ -18,13 +18,13 @@ final class ProcessCollector: Sendable {
 
     func register(in registry: PrometheusCollectorRegistry) {
         let made = Gauges(
-            residentMemory: registry.makeGauge(name: "process_resident_memory_bytes", labels: [], help: "Resident memory size in bytes."),
-            virtualMemory: registry.makeGauge(name: "process_virtual_memory_bytes", labels: [], help: "Virtual memory size in bytes."),
+            residentMemory: registry.gauge(name: "process_resident_memory_bytes", labels: [], help: "Resident memory size in bytes."),
+            virtualMemory: registry.gauge(name: "process_virtual_memory_bytes", labels: [], help: "Virtual memory size in bytes."),
             // A gauge carrying a counter's value: the registry's counters are integers, CPU time is not.
-            cpuSeconds: registry.makeGauge(name: "process_cpu_seconds_total", labels: [], help: "Total user and system CPU time spent in seconds."),
-            openFDs: registry.makeGauge(name: "process_open_fds", labels: [], help: "Number of open file descriptors."),
-            maxFDs: registry.makeGauge(name: "process_max_fds", labels: [], help: "Maximum number of open file descriptors."),
-            startTime: registry.makeGauge(name: "process_start_time_seconds", labels: [], help: "Start time of the process since the Unix epoch in seconds.")
+            cpuSeconds: registry.gauge(name: "process_cpu_seconds_total", labels: [], help: "Total user and system CPU time spent in seconds."),
+            openFDs: registry.gauge(name: "process_open_fds", labels: [], help: "Number of open file descriptors."),
+            maxFDs: registry.gauge(name: "process_max_fds", labels: [], help: "Maximum number of open file descriptors."),
+            startTime: registry.gauge(name: "process_start_time_seconds", labels: [], help: "Start time of the process since the Unix epoch in seconds.")
         )
         gauges.withLockedValue { $0 = made }
     }

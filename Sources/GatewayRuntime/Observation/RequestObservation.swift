@@ -41,7 +41,7 @@ final class RequestObservation: @unchecked Sendable {
     func resolve(tool: String?, backend: String?) {
         self.tool = tool
         self.backend = backend
-        if method == "tools/call" {
+        if method == "tools/call", telemetry.metrics.isEnabled {
             toolMetrics = telemetry.metrics.tool(tool ?? "unknown", backend: backend ?? "unknown")
         }
         guard telemetry.tracing.isRecording else { return }
