@@ -49,6 +49,8 @@ TARGET_INPROC_VS_NGINX = 0.50  # in-process echo rps at c=64 >= 50% of nginx
 TARGET_STDIO_P50_EXTRA_US = 100  # stdio p50 <= in-process p50 + 100 µs
 TARGET_STDIO_VS_INPROC = 0.70  # stdio rps >= 70% of in-process rps
 TARGET_IDLE_SESSION_BYTES = 10 * 1024  # idle session <= 10 KiB
+TARGET_SOAK_RSS_GROWTH = 8 * 2**20  # RSS growth over the soak (after warm-up)
+TARGET_OBSERVABILITY_KEPT = 0.90  # throughput with metrics + tracing at sampling 0 >= 90% of both off
 
 
 def log(msg: str) -> None:
@@ -96,6 +98,31 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of `pid` (the gateway's backend processes), from /proc."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            children.append(int(entry))
+    return children
+
+
+def resources(pid: int) -> dict:
+    return {"rss": rss_bytes(pid), "fds": open_fds(pid), "children": len(child_pids(pid)), "t": time.monotonic()}
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +185,8 @@ FORM_FIELDS = ('"count":7,"ratio":0.5,"flag":true,"mode":"balanced","tags":["a",
 TARGET_VALIDATION_US = 10.0  # argument validation per call, ten-property schema
 
 
-def gateway_config(example: Path, validation: str = "strict") -> str:
+def gateway_config(example: Path, validation: str = "strict", observability: str = "log: { format: json, level: warning }",
+                   extra: str = "") -> str:
     return f"""server:
   listen: "127.0.0.1:0"
   endpoint: /mcp
@@ -174,8 +202,8 @@ backends:
   diag: {{ type: plugin, plugin: diagnostics }}
   example: {{ type: stdio, command: [{json.dumps(str(example))}] }}
 observability:
-  log: {{ format: json, level: warning }}
-"""
+  {observability}
+{extra}"""
 
 
 @dataclass
@@ -233,11 +261,12 @@ def logged_port(stderr_path: Path) -> int | None:
     return None
 
 
-def start_gateway(binary: Path, example: Path, workdir: Path, validation: str = "strict") -> Server:
-    workdir = workdir / f"gateway-{validation}"
+def start_gateway(binary: Path, example: Path, workdir: Path, validation: str = "strict",
+                  observability: str | None = None, name: str | None = None, extra: str = "") -> Server:
+    workdir = workdir / f"gateway-{name or validation}"
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "gateway.yaml"
-    cfg.write_text(gateway_config(example, validation))
+    cfg.write_text(gateway_config(example, validation, observability, extra) if observability else gateway_config(example, validation, extra=extra))
     err = open(workdir / "gateway.stderr.log", "wb")
     proc = subprocess.Popen(
         [str(binary), "serve", "--config", str(cfg)],
@@ -274,6 +303,65 @@ def start_gateway(binary: Path, example: Path, workdir: Path, validation: str = 
         tail = (workdir / "gateway.stderr.log").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"gateway did not start:\n{tail}")
     return srv
+
+
+class OTLPSink:
+    """A loopback OTLP/HTTP collector stand-in that accepts and discards span batches (counted), so the
+    benchmark pays for span export without an outside service."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        sink = self
+        self.batches = 0
+        self.bytes = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("content-length", 0))
+                self.rfile.read(length)
+                sink.batches += 1
+                sink.bytes += length
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# Observability variants for the cost measurement (issue 6, item 8): the same gateway with everything off,
+# metrics only, metrics + tracing at sampling 0 and 1, and the JSON access log on top of metrics.
+def observability_variants(otlp_port: int) -> list[tuple[str, str]]:
+    quiet = "log: { format: json, level: warning, access: false }"
+    tracing = f'otlp_endpoint: "http://127.0.0.1:{otlp_port}"'
+    return [
+        ("off", f"{quiet}\n  metrics: {{ enabled: false }}"),
+        ("metrics", f"{quiet}\n  metrics: {{ enabled: true }}"),
+        ("metrics+tracing@0", f"{quiet}\n  metrics: {{ enabled: true }}\n  tracing: {{ {tracing}, sample_ratio: 0.0 }}"),
+        ("metrics+tracing@1", f"{quiet}\n  metrics: {{ enabled: true }}\n  tracing: {{ {tracing}, sample_ratio: 1.0 }}"),
+        ("metrics+access log", "log: { format: json, level: info, access: true }\n  metrics: { enabled: true }"),
+    ]
+
+
+# Limits on (a per-principal bucket and a per-tool rule, both far above the offered load, so every call is
+# checked and none refused) against none; circuit breakers are always on and counted in both.
+LIMITS_ON = """limits:
+  per_principal: { rate: 1000000, per: 1s, burst: 1000000 }
+  per_tool: [ { tool: "*__echo", rate: 1000000, per: 1s, burst: 1000000 } ]
+  max_inflight: 4096
+"""
 
 
 def start_nginx(nginx: str, workdir: Path, workers: str) -> Server:
@@ -365,6 +453,11 @@ def main() -> int:
     ap.add_argument("--no-nginx", action="store_true", help="skip the nginx ceiling")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--soak", type=float, default=float(os.environ.get("BENCH_SOAK", 600)),
+                    help="seconds of the soak run at moderate load (default 600; 0 = skip)")
+    ap.add_argument("--soak-connections", type=int, default=4, help="connections during the soak (moderate load)")
+    ap.add_argument("--cost-rounds", type=int, default=2, help="interleaved rounds of the observability-cost variants")
+    ap.add_argument("--cost-connections", type=int, default=16, help="connections for the observability-cost runs")
     a = ap.parse_args()
 
     conns = [int(x) for x in a.connections.split(",") if x.strip()]
@@ -486,6 +579,67 @@ def main() -> int:
                 failures.append(f"gateway-bench failed: {m.stderr[-500:]}")
         validation = {"validated": validated, "off": unvalidated, "micro": micro}
 
+        # ---- observability cost: interleaved rounds of each variant, same tool and connection count ----
+        sink = OTLPSink()
+        cost: dict = {"rounds": [], "spans_batches": 0}
+        try:
+            variants = observability_variants(sink.port)
+            for round_index in range(a.cost_rounds):
+                for name, obs in variants + [("metrics+limits", "log: { format: json, level: warning, access: false }\n  metrics: { enabled: true }")]:
+                    gw = start_gateway(a.gateway, a.example, work, observability=obs, name=f"obs-{round_index}-{len(cost['rounds'])}",
+                                       extra=LIMITS_ON if name == "metrics+limits" else "")
+                    c = McpConn(gw.port)
+                    sid = c.new_session()
+                    c.close()
+                    for tool in ("diag__echo", "example__echo"):
+                        r = run_wrk(wrk, call_script, gw.url, a.cost_connections, a.duration, ["verify", tool, sid, VERSION])
+                        cost["rounds"].append({"variant": name, "tool": tool, "round": round_index, "rps": r["rps"], "p50_us": r["p50_us"]})
+                        log(f"observability {name} {tool} c={a.cost_connections}: {r['rps']:.0f} req/s p50 {r['p50_us']} µs")
+                        if r["mismatches"] or r["non200"] or socket_errors(r) or r["verified"] == 0:
+                            failures.append(f"observability {name} {tool}: {r['mismatches']} mismatches, {r['non200']} non-200")
+                    stop_server(gw)
+                    gw = None
+        finally:
+            cost["spans_batches"] = sink.batches
+            cost["spans_bytes"] = sink.bytes
+            sink.close()
+        validation["observability"] = cost
+
+        # ---- soak: moderate load for a while; RSS, fds and child processes must stay flat ----
+        if a.soak > 0:
+            gw = start_gateway(a.gateway, a.example, work, name="soak")
+            c = McpConn(gw.port)
+            sid = c.new_session()
+            c.close()
+            # Warm up first, so the start sample sees allocator pools and caches already grown.
+            run_wrk(wrk, call_script, gw.url, a.soak_connections, min(10.0, a.soak / 10), ["verify", "example__echo", sid, VERSION])
+            samples = [resources(gw.proc.pid)]
+            calls = 0
+            sessions_made = 0
+            slice_seconds = min(60.0, a.soak)
+            deadline = time.monotonic() + a.soak
+            while time.monotonic() < deadline:
+                length = max(1.0, min(slice_seconds, deadline - time.monotonic()))
+                for tool in ("example__echo", "diag__echo"):
+                    r = run_wrk(wrk, call_script, gw.url, a.soak_connections, length / 2, ["verify", tool, sid, VERSION])
+                    calls += r["verified"]
+                    if r["mismatches"] or r["non200"] or socket_errors(r):
+                        failures.append(f"soak {tool}: {r['mismatches']} mismatches, {r['non200']} non-200, {socket_errors(r)} socket errors")
+                # Session churn: new sessions that are deleted, so the table must not grow.
+                c = McpConn(gw.port)
+                for _ in range(50):
+                    s_id = c.new_session()
+                    c.conn.request("DELETE", "/mcp", headers={"Mcp-Session-Id": s_id, "MCP-Protocol-Version": VERSION})
+                    c.conn.getresponse().read()
+                    sessions_made += 1
+                c.close()
+                samples.append(resources(gw.proc.pid))
+                log(f"soak: {samples[-1]['t'] - samples[0]['t']:.0f} s, RSS {samples[-1]['rss'] >> 20} MiB, "
+                    f"fds {samples[-1]['fds']}, children {samples[-1]['children']}, {calls} calls")
+            stop_server(gw)
+            gw = None
+            validation["soak"] = {"samples": samples, "calls": calls, "sessions": sessions_made, "connections": a.soak_connections}
+
         # ---- nginx ceiling ----
         if not a.no_nginx:
             ng = start_nginx(nginx, work, a.nginx_workers)
@@ -583,6 +737,36 @@ def render(rows, mem, sess, failures, started, a, validation=None) -> tuple[str,
                 lines.append(f"- c={n}: validated {r['rps']:.0f} req/s (p50 {fmt_us(r['p50_us'])}) vs validation off "
                              f"{off['rps']:.0f} req/s (p50 {fmt_us(off['p50_us'])}): {r['rps'] / off['rps']:.0%}")
 
+    cost = (validation or {}).get("observability") or {}
+    cost_ratios: dict[str, float] = {}
+    if cost.get("rounds"):
+        lines += ["", f"## observability cost (c={a.cost_connections}, best of {a.cost_rounds} interleaved rounds)", "",
+                  "| variant | diag__echo req/s | example__echo req/s | vs off (diag / example) |", "|---|---:|---:|---:|"]
+        best: dict[tuple[str, str], float] = {}
+        for r in cost["rounds"]:
+            key = (r["variant"], r["tool"])
+            best[key] = max(best.get(key, 0.0), r["rps"])
+        variants = list(dict.fromkeys(r["variant"] for r in cost["rounds"]))
+        for v in variants:
+            d, e = best.get((v, "diag__echo"), 0.0), best.get((v, "example__echo"), 0.0)
+            d0, e0 = best.get(("off", "diag__echo"), 0.0), best.get(("off", "example__echo"), 0.0)
+            rd, re_ = (d / d0 if d0 else 0.0), (e / e0 if e0 else 0.0)
+            cost_ratios[v] = min(rd, re_)
+            lines.append(f"| {v} | {d:.0f} | {e:.0f} | {rd:.0%} / {re_:.0%} |")
+        lines.append(f"- span batches received by the loopback OTLP sink: {cost.get('spans_batches', 0)} "
+                     f"({cost.get('spans_bytes', 0) / 2**20:.1f} MiB)")
+
+    soak = (validation or {}).get("soak") or {}
+    if soak.get("samples"):
+        first, last = soak["samples"][0], soak["samples"][-1]
+        peak = max(x["rss"] for x in soak["samples"])
+        lines += ["", f"## soak ({last['t'] - first['t']:.0f} s at c={soak['connections']}, {soak['calls']} calls, "
+                      f"{soak['sessions']} sessions created and deleted)", "",
+                  "| | start | end | peak |", "|---|---:|---:|---:|",
+                  f"| RSS | {first['rss'] / 2**20:.1f} MiB | {last['rss'] / 2**20:.1f} MiB | {peak / 2**20:.1f} MiB |",
+                  f"| open fds | {first['fds']} | {last['fds']} | {max(x['fds'] for x in soak['samples'])} |",
+                  f"| child processes | {first['children']} | {last['children']} | {max(x['children'] for x in soak['samples'])} |"]
+
     lines += ["", "## targets", "", "| target | measured | goal | verdict |", "|---|---|---|---|"]
     missed: list[str] = []
 
@@ -613,6 +797,20 @@ def render(rows, mem, sess, failures, started, a, validation=None) -> tuple[str,
     if micro:
         target("argument validation per call (10 properties)", f"{micro['strict_valid_us']:.2f} µs",
                f"<= {TARGET_VALIDATION_US:g} µs", micro["strict_valid_us"] <= TARGET_VALIDATION_US)
+    if "metrics+limits" in cost_ratios and "metrics" in cost_ratios and cost_ratios["metrics"]:
+        kept = cost_ratios["metrics+limits"] / cost_ratios["metrics"]
+        target("limits on vs off (breakers on in both)", f"{kept:.0%} of the throughput kept", ">= 90%", kept >= 0.90)
+    if "metrics+tracing@0" in cost_ratios:
+        kept = cost_ratios["metrics+tracing@0"]
+        target("metrics + tracing at sampling 0 vs both off", f"{kept:.0%} of the throughput kept (worse of the two tools)",
+               f">= {TARGET_OBSERVABILITY_KEPT:.0%}", kept >= TARGET_OBSERVABILITY_KEPT)
+    if soak.get("samples"):
+        first, last = soak["samples"][0], soak["samples"][-1]
+        growth = last["rss"] - first["rss"]
+        target("soak: RSS flat", f"{growth / 2**20:+.1f} MiB", f"<= +{TARGET_SOAK_RSS_GROWTH >> 20} MiB",
+               growth <= TARGET_SOAK_RSS_GROWTH)
+        target("soak: fds and child processes flat", f"fds {first['fds']} -> {last['fds']}, children {first['children']} -> {last['children']}",
+               "unchanged", last["fds"] <= first["fds"] and last["children"] == first["children"])
     if mem:
         target("idle session memory", f"{mem['per_session']:.0f} B", f"<= {TARGET_IDLE_SESSION_BYTES} B",
                mem["per_session"] <= TARGET_IDLE_SESSION_BYTES)

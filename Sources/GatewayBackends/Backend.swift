@@ -62,6 +62,8 @@ public protocol Backend: AnyObject, Sendable {
     var tools: [JSONObject] { get }
     /// True while the backend can take calls.
     var isReady: Bool { get }
+    /// Why it can or cannot take calls, for `/readyz` (supervised stdio backends tell more than ready or not).
+    var healthState: BackendHealthState { get }
     var callTimeout: Duration { get }
     /// Starts the backend; the future completes when it is first ready (or fails if it cannot start).
     func start() -> EventLoopFuture<Void>
@@ -70,6 +72,10 @@ public protocol Backend: AnyObject, Sendable {
     func sessionEnded(_ sessionID: String)
     /// Stops the backend (stdio: close stdin, wait, SIGTERM, wait, SIGKILL); completes when every child is reaped.
     func shutdown() -> EventLoopFuture<Void>
+}
+
+extension Backend {
+    public var healthState: BackendHealthState { isReady ? .ready : .starting }
 }
 
 /// An in-flight handle for calls answered at once, which cannot be cancelled any more.

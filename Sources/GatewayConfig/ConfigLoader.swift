@@ -93,7 +93,7 @@ struct NodeReader {
         let path = "server"
         guard let map = mapping(node, path: path, allowed: [
             "listen", "endpoint", "public_url", "legacy_sse", "sse_keepalive", "allowed_origins", "tls", "limits", "shutdown_grace", "threads",
-            "allowed_ips", "trusted_proxies",
+            "allowed_ips", "trusted_proxies", "readiness",
         ]) else { return }
         if let value = map["listen"], let text = string(value, path: "server.listen") {
             if let address = Self.parseListen(text) { server.listen = address } else {
@@ -112,7 +112,9 @@ struct NodeReader {
         }
         if let value = map["legacy_sse"], let flag = bool(value, path: "server.legacy_sse") {
             server.legacySSE = flag
-            if flag { notice(value, "server.legacy_sse", "the HTTP+SSE transport (2024-11-05) is not served by this build yet; /sse answers 404") }
+            if flag, ["/sse", "/messages"].contains(server.endpoint) {
+                problem(value, "server.legacy_sse", "the HTTP+SSE transport uses /sse and /messages, and server.endpoint is \"\(server.endpoint)\"; choose another server.endpoint")
+            }
         }
         if let value = map["sse_keepalive"], let duration = duration(value, path: "server.sse_keepalive", minimum: .milliseconds(100)) { server.sseKeepalive = duration }
         if let value = map["allowed_origins"], let origins = stringList(value, path: "server.allowed_origins") {
@@ -136,6 +138,10 @@ struct NodeReader {
         }
         if let value = map["shutdown_grace"], let d = duration(value, path: "server.shutdown_grace", minimum: .zero) { server.shutdownGrace = d }
         if let value = map["threads"], let n = int(value, path: "server.threads", range: 0...256) { server.threads = n }
+        if let value = map["readiness"], let readiness = mapping(value, path: "server.readiness", allowed: ["quorum"]),
+           let quorum = readiness["quorum"], let parsed = readinessQuorum(quorum, path: "server.readiness.quorum") {
+            server.readinessQuorum = parsed
+        }
     }
 
     mutating func readSessions(_ node: Node, into sessions: inout SessionsConfig) {
@@ -342,8 +348,38 @@ struct NodeReader {
 
     static let backendKeys = [
         "type", "command", "env", "cwd", "isolation", "instances", "max_sessions", "call_timeout", "max_concurrency", "queue",
-        "circuit_breaker", "access", "tools", "url", "headers", "plugin",
+        "circuit_breaker", "access", "tools", "url", "headers", "session", "plugin", "health", "versions", "canary",
     ]
+
+    /// `backends.<name>.health`: ping cadence, backoff reset and the crash-loop breaker of a stdio backend.
+    mutating func readStdioHealth(_ node: Node, path: String, into health: inout StdioHealthConfig) {
+        guard let map = mapping(node, path: path, allowed: [
+            "interval", "timeout", "stable_after", "max_restarts", "restart_window", "crash_loop_cooldown",
+        ]) else { return }
+        if let v = map["interval"], let d = duration(v, path: path + ".interval", minimum: .milliseconds(100)) { health.interval = d }
+        if let v = map["timeout"], let d = duration(v, path: path + ".timeout", minimum: .milliseconds(10)) { health.timeout = d }
+        if let v = map["stable_after"], let d = duration(v, path: path + ".stable_after", minimum: .zero) { health.stableAfter = d }
+        if let v = map["max_restarts"], let n = int(v, path: path + ".max_restarts", range: 0...1_000_000) { health.maxRestarts = n }
+        if let v = map["restart_window"], let d = duration(v, path: path + ".restart_window", minimum: .milliseconds(1)) { health.restartWindow = d }
+        if let v = map["crash_loop_cooldown"], let d = duration(v, path: path + ".crash_loop_cooldown", minimum: .milliseconds(100)) {
+            health.crashLoopCooldown = d
+        }
+    }
+
+    /// `server.readiness.quorum`: `any`, `all`, or a share of the backends from 0 to 1.
+    mutating func readinessQuorum(_ node: Node, path: String) -> ReadinessQuorum? {
+        guard let text = string(node, path: path) else { return nil }
+        switch text.lowercased() {
+        case "any": return .any
+        case "all": return .all
+        default:
+            guard let share = Double(text), share.isFinite, (0...1).contains(share) else {
+                problem(node, path, "\"\(text)\" is not \"any\", \"all\" or a share of the backends from 0 to 1 (for example 0.5)")
+                return nil
+            }
+            return .fraction(share)
+        }
+    }
 
     mutating func readBackends(_ node: Node, separator: String, into backends: inout [BackendConfig]) {
         guard case .mapping(let mapping) = node else {
@@ -371,26 +407,31 @@ struct NodeReader {
         var kind: BackendKind
         switch typeName {
         case "stdio":
-            guard let commandNode = map["command"] else {
-                problem(node, path + ".command", "is required for a stdio backend (a list: program and arguments)")
-                return nil
+            // With `versions`, each version has its own command and `command` is the stable one's (CanaryConfig.swift).
+            var stdio = StdioBackendConfig(command: [])
+            if map["versions"] == nil {
+                guard let commandNode = map["command"] else {
+                    problem(node, path + ".command", "is required for a stdio backend (a list: program and arguments; or `versions`)")
+                    return nil
+                }
+                guard let command = stringList(commandNode, path: path + ".command"), !command.isEmpty, !command[0].isEmpty else {
+                    if commandNode.sequence?.isEmpty == true { problem(commandNode, path + ".command", "must not be empty") }
+                    return nil
+                }
+                stdio.command = command
             }
-            guard let command = stringList(commandNode, path: path + ".command"), !command.isEmpty, !command[0].isEmpty else {
-                if commandNode.sequence?.isEmpty == true { problem(commandNode, path + ".command", "must not be empty") }
-                return nil
-            }
-            var stdio = StdioBackendConfig(command: command)
             if let v = map["env"], let env = stringMap(v, path: path + ".env") { stdio.env = env }
             if let v = map["cwd"], let cwd = string(v, path: path + ".cwd") { stdio.cwd = cwd }
             if let v = map["isolation"], let isolation = enumeration(v, path: path + ".isolation", Isolation.self) { stdio.isolation = isolation }
             if let v = map["instances"], let n = int(v, path: path + ".instances", range: 1...64) { stdio.instances = n }
             if let v = map["max_sessions"], let n = int(v, path: path + ".max_sessions", range: 1...100_000) { stdio.maxSessions = n }
+            if let v = map["health"] { readStdioHealth(v, path: path + ".health", into: &stdio.health) }
+            guard readStdioRollout(map, node: node, path: path, into: &stdio) else { return nil }
             kind = .stdio(stdio)
         case "http":
-            let url = map["url"].flatMap { string($0, path: path + ".url") }
-            if url == nil { problem(node, path + ".url", "is required for an http backend") }
-            problem(map["type"] ?? node, path + ".type", "remote http backends are not available in this build yet (stdio and plugin are)")
-            kind = .http(url: url ?? "", headers: [:])
+            // url, headers, session: HTTPBackendConfig.swift.
+            guard let http = readHTTPBackend(map, node: node, path: path) else { return nil }
+            kind = .http(http)
         case "plugin":
             guard let pluginNode = map["plugin"], let plugin = string(pluginNode, path: path + ".plugin") else {
                 problem(node, path + ".plugin", "is required for a plugin backend (for example \"diagnostics\")")
@@ -403,8 +444,8 @@ struct NodeReader {
             return nil
         }
         let kindSpecific: [String: [String]] = [
-            "stdio": ["command", "env", "cwd", "isolation", "instances", "max_sessions"],
-            "http": ["url", "headers"],
+            "stdio": ["command", "env", "cwd", "isolation", "instances", "max_sessions", "health", "versions", "canary"],
+            "http": ["url", "headers", "session"],
             "plugin": ["plugin"],
         ]
         for (owner, keys) in kindSpecific where owner != typeName {
@@ -433,7 +474,6 @@ struct NodeReader {
             if let i = tools["include"], let list = stringList(i, path: path + ".tools.include") { backend.include = list }
             if let e = tools["exclude"], let list = stringList(e, path: path + ".tools.exclude") { backend.exclude = list }
         }
-        if let v = map["headers"], typeName == "http" { _ = stringMap(v, path: path + ".headers") }
         return backend
     }
 

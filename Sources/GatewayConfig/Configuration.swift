@@ -28,7 +28,7 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     public var isLoopback: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" || host.hasPrefix("127.") }
 }
 
-public struct ServerConfig: Sendable {
+public struct ServerConfig: Sendable, Equatable {
     /// Loopback by default (MUST item 11; DEVELOPERS.md rule 5).
     public var listen = ListenAddress(host: "127.0.0.1", port: 8080)
     public var endpoint = "/mcp"
@@ -51,6 +51,8 @@ public struct ServerConfig: Sendable {
     /// `server.trusted_proxies`: peers whose `X-Forwarded-For` names the client.
     public var trustedProxies: [IPNetwork] = []
     public var shutdownGrace: Duration = .seconds(30)
+    /// `server.readiness.quorum`: the share of backends that must be ready for `/readyz` to answer 200.
+    public var readinessQuorum: ReadinessQuorum = .any
     /// Event-loop threads; 0 means one per core.
     public var threads = 0
 }
@@ -80,7 +82,7 @@ public enum TLSMinimumVersion: String, Sendable, CaseIterable {
     case v1_3 = "1.3"
 }
 
-public struct SessionsConfig: Sendable {
+public struct SessionsConfig: Sendable, Equatable {
     public var idleTimeout: Duration = .seconds(30 * 60)
     public var max = 10_000
     public var replayBuffer = 256
@@ -92,7 +94,7 @@ public struct SessionsConfig: Sendable {
 
 public enum AuthMode: String, Sendable, CaseIterable { case none, oauth, apiKey = "api_key", oauthOrAPIKey = "oauth_or_api_key" }
 
-public struct AuthConfig: Sendable {
+public struct AuthConfig: Sendable, Equatable {
     public init() {}
 
     public var mode: AuthMode = .none
@@ -102,7 +104,7 @@ public struct AuthConfig: Sendable {
 }
 
 /// The gateway as an OAuth 2.1 resource server (2025-11-25/basic/authorization; digest §4).
-public struct OAuthConfig: Sendable {
+public struct OAuthConfig: Sendable, Equatable {
     public var issuer: String
     /// The gateway's canonical URI: a token's `aud` must contain it (RFC 8707; MUST item 29).
     public var audience: String
@@ -122,7 +124,7 @@ public struct OAuthConfig: Sendable {
 }
 
 /// RFC 7662 token introspection, for opaque tokens.
-public struct IntrospectionConfig: Sendable {
+public struct IntrospectionConfig: Sendable, Equatable {
     public var url: String
     public var clientID: String
     /// A secret: never printed.
@@ -130,13 +132,13 @@ public struct IntrospectionConfig: Sendable {
 }
 
 /// RFC 9728 Protected Resource Metadata, served at both well-known forms.
-public struct ResourceMetadataConfig: Sendable {
+public struct ResourceMetadataConfig: Sendable, Equatable {
     public var resource: String
     public var authorizationServers: [String]
     public var scopesSupported: [String] = []
 }
 
-public struct APIKeyConfig: Sendable {
+public struct APIKeyConfig: Sendable, Equatable {
     public var id: String
     /// SHA-256 of the key: the key itself is never stored in the config.
     public var sha256: [UInt8]
@@ -162,14 +164,14 @@ public struct ToolRateLimit: Sendable, Equatable {
     public var limit: RateLimit
 }
 
-public struct LimitsConfig: Sendable {
+public struct LimitsConfig: Sendable, Equatable {
     public var perPrincipal: RateLimit?
     public var perTenant: RateLimit?
     public var perTool: [ToolRateLimit] = []
     public var maxInflight = 4096
 }
 
-public struct ToolsConfig: Sendable {
+public struct ToolsConfig: Sendable, Equatable {
     public var separator = "__"
     /// `always`, `conditional` (prefix only names two backends share) or `never` (a shared name is an error).
     public var prefix: PrefixMode = .always
@@ -186,11 +188,36 @@ public struct StdioBackendConfig: Sendable, Equatable {
     public var instances = 1
     /// For `isolation: session`: the most processes (client sessions) this backend runs at once.
     public var maxSessions = 100
+    /// `health`: liveness pings, the backoff reset and the crash-loop breaker.
+    public var health = StdioHealthConfig()
+    /// `versions` (issue 7, item 7; CanaryConfig.swift): a weighted split between builds of the server, empty
+    /// for one build. When set, `command` is the stable version's.
+    public var versions: [StdioBackendVersion] = []
+    /// `canary`: when a version other than the stable one is rolled back.
+    public var canary = CanaryConfig()
+}
+
+/// `backends.<name>.health` (issue 7, item 4): how a stdio backend's processes are watched and restarted.
+public struct StdioHealthConfig: Sendable, Equatable {
+    /// An instance that has sent nothing for this long gets a JSON-RPC `ping` (basic/utilities/ping).
+    public var interval: Duration = .seconds(10)
+    /// A ping not answered within this is a dead instance: killed and replaced.
+    public var timeout: Duration = .seconds(5)
+    /// Uptime after which the restart backoff starts again from its first delay.
+    public var stableAfter: Duration = .seconds(30)
+    /// More restarts than this within `restartWindow` is a crash loop.
+    public var maxRestarts = 5
+    public var restartWindow: Duration = .seconds(60)
+    /// How long a crash-looping backend rests before it is tried again.
+    public var crashLoopCooldown: Duration = .seconds(60)
+
+    public init() {}
 }
 
 public enum BackendKind: Sendable, Equatable {
     case stdio(StdioBackendConfig)
-    case http(url: String, headers: [String: String])
+    /// `type: http` (HTTPBackendConfig.swift).
+    case http(HTTPBackendConfig)
     case plugin(name: String)
 
     public var typeName: String {
@@ -303,7 +330,7 @@ extension APIKeyConfig: CustomStringConvertible, CustomDebugStringConvertible {
 
 extension StdioBackendConfig: CustomStringConvertible, CustomDebugStringConvertible {
     public var description: String {
-        "StdioBackendConfig(command: \(command), env: \(env.keys.sorted()) [values redacted], cwd: \(cwd ?? "nil"), isolation: \(isolation), instances: \(instances), maxSessions: \(maxSessions))"
+        "StdioBackendConfig(command: \(command), env: \(env.keys.sorted()) [values redacted], cwd: \(cwd ?? "nil"), isolation: \(isolation), instances: \(instances), maxSessions: \(maxSessions), versions: \(versions.map { "\($0.name)=\($0.weight)" }))"
     }
     public var debugDescription: String { description }
 }
@@ -312,7 +339,7 @@ extension BackendKind: CustomStringConvertible, CustomDebugStringConvertible {
     public var description: String {
         switch self {
         case .stdio(let stdio): return "stdio(\(stdio))"
-        case .http(let url, let headers): return "http(url: \(url), headers: \(headers.keys.sorted()) [values redacted])"
+        case .http(let http): return "http(\(http))"
         case .plugin(let name): return "plugin(\(name))"
         }
     }

@@ -13,18 +13,17 @@ import Synchronization
 /// per-replica session table, and performs what the pure core decides (ARCHITECTURE.md, "One request, end to
 /// end"). Transports hand it parsed JSON-RPC messages with a typed context and a `ReplyChannel`.
 public final class Gateway: BackendObserver, Sendable {
-    public let configuration: GatewayConfiguration
-    public let backends: [any Backend]
-    private let backendsByName: [String: any Backend]
-    private let catalogBox: NIOLockedValueBox<Catalog>
-    private let sessions: NIOLockedValueBox<SessionTable<SessionState>>
+    /// The configuration, backends, router and catalog serving requests now, swapped whole by a reload.
+    let routing: NIOLockedValueBox<Routing>
+    /// Backends taken out by a reload, still finishing their calls before they stop.
+    let retiring = NIOLockedValueBox<[ObjectIdentifier: CallCounter]>([:])
+    let sessions: NIOLockedValueBox<SessionTable<SessionState>>
     private let sealer: any SessionSealing
-    private let router: Router
-    private let logger: Logger
-    private let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
+    let eventLoopGroup: any EventLoopGroup
     private let sweeper = NIOLockedValueBox<RepeatedTask?>(nil)
-    private let draining = NIOLockedValueBox(false)
-    private let observerRelay: ObserverRelay
+    let draining = NIOLockedValueBox(false)
+    let observerRelay: ObserverRelay
     /// Counters for what the metrics layer will export (validation failures, output-schema mismatches).
     public let stats: GatewayStats
     /// Rate limits, `max_inflight`, circuit breakers and backend concurrency (issue 7); its accessors feed /metrics.
@@ -33,15 +32,17 @@ public final class Gateway: BackendObserver, Sendable {
     private let auditTrail: AuditTrail?
     /// Metrics, spans and the access log (issue 6).
     public let telemetry: GatewayTelemetry
-    /// Calls dispatched to each backend and not yet answered (`mcp_backend_inflight` where no concurrency gate
-    /// counts them).
-    private let callsInFlight: [String: CallCounter]
+    /// Calls dispatched to each backend and not yet answered, current and retiring generations alike.
+    var callsInFlight: [ObjectIdentifier: CallCounter] {
+        var all = retiring.withLockedValue { $0 }
+        for counter in routing.withLockedValue({ $0.counters.values }) { all[ObjectIdentifier(counter)] = counter }
+        return all
+    }
 
     public init(
         configuration: GatewayConfiguration, sealer: any SessionSealing, eventLoopGroup: any EventLoopGroup, logger: Logger,
         telemetry: GatewayTelemetry = GatewayTelemetry()
     ) throws {
-        self.configuration = configuration
         self.telemetry = telemetry
         let metrics = telemetry.metrics
         self.sealer = sealer
@@ -52,54 +53,17 @@ public final class Gateway: BackendObserver, Sendable {
         let resilience = Resilience(configuration: configuration, logger: logger)
         self.resilience = resilience
         self.auditTrail = AuditTrail(configuration: configuration.observability, logger: logger)
-        let validationLogger = logger
-        var accessRules: [String: BackendAccess] = [:]
-        for backend in configuration.backends {
-            accessRules[backend.name] = BackendAccess(scopes: backend.access.scopes, tenants: backend.access.tenants, principals: backend.access.principals)
-        }
-        self.router = Router(guards: [
-            ArgumentValidation(mode: configuration.tools.validation) { tool, problems in
-                stats.recordValidationFailure(tool: tool.exposedName)
-                metrics.tool(tool.exposedName, backend: tool.backend).validationFailures.increment()
-                validationLogger.info("tool call refused: invalid arguments", metadata: [
-                    "tool": "\(tool.exposedName)", "backend": "\(tool.backend)", "outcome": "rejected",
-                    "problems": "\(problems.map { "\($0.path.isEmpty ? "(arguments)" : $0.path): \($0.message)" }.joined(separator: "; "))",
-                ])
-            },
-        ] + resilience.guards, access: AccessPolicy(rules: accessRules))
-        self.catalogBox = NIOLockedValueBox(Catalog(separator: configuration.tools.separator, prefixMode: configuration.tools.prefix))
         self.sessions = NIOLockedValueBox(SessionTable(capacity: configuration.sessions.max, idleTimeout: configuration.sessions.idleTimeout))
         let observer = ObserverRelay()
         var built: [any Backend] = []
         for backend in configuration.backends {
-            var backendLogger = logger
-            backendLogger[metadataKey: "backend"] = "\(backend.name)"
-            switch backend.kind {
-            case .plugin(let pluginName):
-                guard let plugin = BuiltinPlugins.make(pluginName) else {
-                    throw GatewayStartupError("backends.\(backend.name).plugin: unknown plugin \"\(pluginName)\" (available: \(BuiltinPlugins.names.joined(separator: ", ")))")
-                }
-                built.append(PluginBackend(name: backend.name, plugin: plugin, callTimeout: backend.callTimeout, eventLoopGroup: eventLoopGroup))
-            case .stdio(let stdio):
-                switch stdio.isolation {
-                case .shared:
-                    built.append(SharedStdioBackend(
-                        name: backend.name, config: stdio, callTimeout: backend.callTimeout, eventLoop: eventLoopGroup.next(),
-                        logger: backendLogger, observer: observer, shutdownGrace: min(configuration.server.shutdownGrace, .seconds(5))
-                    ))
-                case .session:
-                    built.append(SessionStdioBackend(
-                        name: backend.name, config: stdio, callTimeout: backend.callTimeout, eventLoop: eventLoopGroup.next(),
-                        logger: backendLogger, observer: observer, shutdownGrace: min(configuration.server.shutdownGrace, .seconds(5))
-                    ))
-                }
-            case .http:
-                throw GatewayStartupError("backends.\(backend.name): remote http backends are not available in this build yet")
-            }
+            built.append(try Self.makeBackend(backend, configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger, observer: observer, metrics: metrics))
         }
-        self.backends = built
-        self.callsInFlight = Dictionary(uniqueKeysWithValues: built.map { ($0.name, CallCounter()) })
-        self.backendsByName = Dictionary(uniqueKeysWithValues: built.map { ($0.name, resilience.gated($0)) })
+        self.routing = NIOLockedValueBox(Routing(
+            configuration: configuration, backends: built, gate: resilience.gated,
+            router: Self.makeRouter(configuration, stats: stats, metrics: metrics, resilience: resilience, logger: logger),
+            catalog: Catalog(separator: configuration.tools.separator, prefixMode: configuration.tools.prefix)
+        ))
         self.observerRelay = observer
         observer.target = self
         registerScrapeGauges()
@@ -117,7 +81,7 @@ public final class Gateway: BackendObserver, Sendable {
                 let gauges = metrics.backend(backend.name)
                 gauges.up.set(to: backend.isReady ? 1 : 0)
                 let counted = load[backend.name]
-                gauges.inflight.set(to: Double(counted?.inflight ?? self.callsInFlight[backend.name]?.value ?? 0))
+                gauges.inflight.set(to: Double(counted?.inflight ?? self.routing.withLockedValue { $0.counters[backend.name]?.value } ?? 0))
                 gauges.queueDepth.set(to: Double(counted?.queued ?? 0))
                 gauges.circuitState.set(to: Double(circuits[backend.name] ?? 0))
             }
@@ -182,20 +146,34 @@ public final class Gateway: BackendObserver, Sendable {
             return all.compactMap { table.end($0, now: now) }
         }
         for session in ended { session.end() }
-        for backend in backends {
-            try? await backend.shutdown().get()
+        // All at once: each stops in the spec's order on its own, and the slowest bounds the whole shutdown.
+        await withTaskGroup(of: Void.self) { group in
+            for backend in backends { group.addTask { try? await backend.shutdown().get() } }
         }
         await auditTrail?.close()
     }
 
     public var isDraining: Bool { draining.withLockedValue { $0 } }
 
-    /// Ready when not draining and at least one backend can take calls.
-    public var isReady: Bool { !isDraining && backends.contains { $0.isReady } }
+    /// Ready when not draining and enough backends can take calls (`server.readiness.quorum`; default: one).
+    public var isReady: Bool {
+        guard !isDraining else { return false }
+        let current = backends
+        return configuration.server.readinessQuorum.isMet(ready: current.count { $0.isReady }, configured: current.count)
+    }
 
     public var backendStatus: [(name: String, ready: Bool)] { backends.map { ($0.name, $0.isReady) } }
 
-    public var catalog: Catalog { catalogBox.withLockedValue { $0 } }
+    /// Each backend's state for `/readyz`: ready, starting, restarting, crash_loop or unhealthy.
+    public var backendStates: [(name: String, state: BackendHealthState)] { backends.map { ($0.name, $0.healthState) } }
+
+    public var catalog: Catalog { routing.withLockedValue { $0.catalog } }
+
+    /// The configuration in force (the last one a reload applied).
+    public var configuration: GatewayConfiguration { routing.withLockedValue { $0.configuration } }
+
+    /// The backends serving calls, in configuration order.
+    public var backends: [any Backend] { routing.withLockedValue { $0.backends } }
 
     public var sessionCount: Int { sessions.withLockedValue { $0.count } }
 
@@ -208,11 +186,15 @@ public final class Gateway: BackendObserver, Sendable {
     }
 
     /// Rebuilds the catalog from every backend's current tool list; schemas are compiled here, once per refresh.
-    private func rebuildCatalog() {
+    func rebuildCatalog() {
+        let (configuration, backends) = routing.withLockedValue { ($0.configuration, $0.backends) }
         let catalog = Self.buildCatalog(configuration: configuration, backends: backends)
-        let previous = catalogBox.withLockedValue { current -> Catalog in
-            defer { current = catalog }
-            return current
+        let previous = routing.withLockedValue { current -> Catalog in
+            defer { current.catalog = catalog }
+            return current.catalog
+        }
+        if previous.toolsListResult != catalog.toolsListResult, !previous.tools.isEmpty || !catalog.tools.isEmpty {
+            notifyToolsChanged()
         }
         let previousProblems = Set(previous.problems.map(\.description))
         for problem in catalog.problems where !previousProblems.contains(problem.description) {
@@ -249,9 +231,13 @@ public final class Gateway: BackendObserver, Sendable {
 
     /// `initialize` mints a session: the negotiated version and the client's capabilities are sealed into its
     /// id together with the principal (MUST items 1-3, 16).
-    public func initialize(_ request: JSONRPCRequest, principal: Principal, transport: String = "streamable_http") -> InitializeOutcome {
+    public func initialize(_ request: JSONRPCRequest, principal: Principal, transport: String = "streamable_http", trace: TraceLink = .none) -> InitializeOutcome {
         let metrics = telemetry.metrics
+        let span = telemetry.tracing.startSpan("initialize", kind: .server, parent: trace)
+        span?.set("mcp.method.name", "initialize")
+        defer { span?.end() }
         guard !isDraining else {
+            span?.fail("the gateway is draining")
             metrics.handshakes(outcome: "rejected").increment()
             return .draining
         }
@@ -259,6 +245,7 @@ public final class Gateway: BackendObserver, Sendable {
         switch Lifecycle.negotiate(request.params, serverName: GatewayVersion.name, serverVersion: GatewayVersion.version) {
         case .success(let value): negotiated = value
         case .failure(let error):
+            span?.fail(error.message)
             metrics.handshakes(outcome: "error").increment()
             metrics.jsonrpcError(code: error.code, method: "initialize")
             return .rejected(response: JSONRPCEncoder.error(id: request.id, error))
@@ -274,16 +261,21 @@ public final class Gateway: BackendObserver, Sendable {
         case .full(let retryAfter):
             logger.warning("session refused: at sessions.max", metadata: ["max": "\(configuration.sessions.max)"])
             metrics.handshakes(outcome: "rejected").increment()
+            span?.fail("at sessions.max")
             return .full(retryAfterSeconds: retryAfter)
         case .admitted(let evicted):
             release(evicted.map(\.attachment), reason: "evicted to make room (sessions.max)")
         }
         metrics.handshakes(outcome: "ok").increment()
         sessionStarted(session)
-        logger.info("session created", metadata: [
+        span?.set("mcp.session.id", session.logID)
+        var metadata: Logger.Metadata = [
             "session": "\(session.logID)", "principal": "\(principal.id)", "protocol_version": "\(negotiated.version.rawValue)",
-            "client": "\(negotiated.clientName)",
-        ])
+            "client": "\(negotiated.clientName)", "method": "initialize", "outcome": "ok",
+        ]
+        if let traceID = (span?.link ?? trace).traceID { metadata["trace_id"] = "\(traceID)" }
+        if let spanID = span?.spanID { metadata["span_id"] = "\(spanID)" }
+        logger.info("session created", metadata: metadata)
         return .created(session, response: JSONRPCEncoder.response(id: request.id, result: negotiated.result))
     }
 
@@ -378,7 +370,8 @@ public final class Gateway: BackendObserver, Sendable {
         trace: TraceLink = .none
     ) {
         let context = RequestContext(principal: principal, sessionID: session.id, protocolVersion: session.protocolVersion, traceParent: trace.traceParent?.description)
-        let catalog = catalogBox.withLockedValue { $0 }
+        let current = routing.withLockedValue { $0 }
+        let catalog = current.catalog
         let started = NIODeadline.now()
         let observation = RequestObservation(telemetry: telemetry, logger: logger, request: request, session: session, principal: principal, trace: trace)
         let isToolCall = request.method == "tools/call"
@@ -395,7 +388,7 @@ public final class Gateway: BackendObserver, Sendable {
             observation.finish(isToolCall ? .rejected : .error, error: refusal)
             return
         }
-        switch router.route(request, catalog: catalog, context: context) {
+        switch current.router.route(request, catalog: catalog, context: context) {
         case .result(let value):
             resolveRefusedCall()
             reply.sendResponse(JSONRPCEncoder.response(id: request.id, result: value))
@@ -421,7 +414,7 @@ public final class Gateway: BackendObserver, Sendable {
             observation.finish(.rejected, error: error)
         case .callTool(let route):
             observation.resolve(tool: route.tool.exposedName, backend: route.tool.backend)
-            guard let backend = backendsByName[route.tool.backend] else {
+            guard let backend = current.byName[route.tool.backend] else {
                 let error = catalog.unknownToolError(route.tool.exposedName)
                 reply.sendResponse(JSONRPCEncoder.error(id: request.id, error))
                 auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started, traceID: traceID)
@@ -443,7 +436,7 @@ public final class Gateway: BackendObserver, Sendable {
                 session: session, timeout: backend.callTimeout, outputCheck: outputCheck,
                 audit: auditTrail?.call(tool: route.tool.exposedName, backend: backend.name, arguments: .object(route.arguments), context: context, traceID: traceID),
                 observation: observation, backendSpan: backendSpan
-            ) { [weak self, session, counter = callsInFlight[backend.name]] execution in
+            ) { [weak self, session, counter = current.counters[backend.name]] execution in
                 counter?.add(-1)
                 session.unregister(execution.requestID, execution)
                 self?.adjustBusy(session, by: -1)
@@ -457,7 +450,7 @@ public final class Gateway: BackendObserver, Sendable {
                 return
             }
             adjustBusy(session, by: 1)
-            callsInFlight[backend.name]?.add(1)
+            current.counters[backend.name]?.add(1)
             // The backend continues the trace from its call's span (or, with no tracer, from the client's context):
             // `params._meta.traceparent`/`tracestate`, the 2026-07-28 convention.
             var params = route.backendParams

@@ -109,6 +109,27 @@ public final class SessionState: Sendable {
         }
     }
 
+    /// Calls of this session still in flight (a drain that ran out of `server.shutdown_grace` answers them).
+    var executionsInFlight: [ToolCallExecution] { state.withLockedValue { Array($0.inFlight.values) } }
+
+    /// Ends the session's GET stream, telling the client when to reconnect (an SSE `retry:` field,
+    /// 2025-11-25/basic/transports#resumability-and-redelivery); the session itself goes on.
+    /// Sends a server-initiated message on the session's GET stream (or the stdio pipe); false when the session
+    /// has no stream open to carry it (the client then sees the change at its next list request).
+    func sendToClient(_ message: [UInt8]) -> Bool {
+        guard let stream = state.withLockedValue({ $0.ended ? nil : $0.getStream }) else { return false }
+        stream.send(message)
+        return true
+    }
+
+    func endGetStream(reconnectAfter delay: Duration) {
+        let stream = state.withLockedValue { state -> (any ServerStream)? in
+            defer { state.getStream = nil }
+            return state.getStream
+        }
+        stream?.close(reconnectAfter: delay)
+    }
+
     /// The session is over: close its stream and cancel what it has in flight.
     func end() {
         let (stream, executions) = state.withLockedValue { state -> ((any ServerStream)?, [ToolCallExecution]) in
@@ -126,5 +147,13 @@ public final class SessionState: Sendable {
 
 /// A server-to-client stream of a session (the GET stream), closed when the session ends.
 public protocol ServerStream: AnyObject, Sendable {
+    /// A server-initiated message (a notification such as `notifications/tools/list_changed`).
+    func send(_ message: [UInt8])
     func close()
+    /// Ends the stream with a hint of when to reconnect (the gateway is shutting down).
+    func close(reconnectAfter delay: Duration)
+}
+
+extension ServerStream {
+    public func close(reconnectAfter delay: Duration) { close() }
 }

@@ -88,6 +88,7 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
             finished = true
             timer?.cancel()
             inFlight?.cancel(reason: reason)
+            release()
             reply.finishWithoutResponse()
             audit?.finish(.cancelled)
             backendSpan?.end()
@@ -96,15 +97,33 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
         }
     }
 
+    /// The gateway cannot wait for the backend any longer (a drain past `server.shutdown_grace`): the client gets
+    /// `error` as the response and the backend is told the call is cancelled.
+    func abort(_ error: JSONRPCError) {
+        onLoop { [self] in
+            guard !finished else { return }
+            inFlight?.cancel(reason: error.message)
+            complete(JSONRPCEncoder.error(id: requestID, error), outcome: .error, error: error)
+        }
+    }
+
     private func complete(_ message: [UInt8], outcome: AuditOutcome, error: JSONRPCError? = nil) {
         finished = true
         timer?.cancel()
+        release()
         if let error { backendSpan?.fail(error.message) }
         backendSpan?.end()
         reply.sendResponse(message)
         audit?.finish(outcome)
         observation?.finish(ToolCallOutcome(rawValue: outcome.rawValue) ?? .error, error: error)
         onDone(self)
+    }
+
+    /// Drops the backend's handle and the timer: a handle may hold this execution as its sink, and the cycle
+    /// would otherwise keep every finished call (and its reply, responder and audit record) alive.
+    private func release() {
+        inFlight = nil
+        timer = nil
     }
 
     private func onLoop(_ work: @escaping @Sendable () -> Void) {

@@ -183,6 +183,8 @@ final class StdioServerHandler: ChannelInboundHandler, @unchecked Sendable {
             case .created(let created, let response):
                 if let old = session { gateway.endSession(old) }
                 session = created
+                // Server-initiated messages (tools/list_changed) go out on stdout like everything else.
+                _ = created.attachGetStream(PipeStream(handler: self, eventLoop: context.eventLoop))
                 // The one stdio session lives as long as the pipe: never idle-expired.
                 gateway.adjustBusy(created, by: 1)
                 reply.sendResponse(response)
@@ -218,6 +220,21 @@ final class StdioServerHandler: ChannelInboundHandler, @unchecked Sendable {
         buffer.writeInteger(UInt8(ascii: "\n"))
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
     }
+}
+
+/// The stdio session's channel for server-initiated messages: the same stdout, one line per message.
+final class PipeStream: ServerStream, @unchecked Sendable {
+    private let handler: StdioServerHandler
+    private let eventLoop: any EventLoop
+
+    init(handler: StdioServerHandler, eventLoop: any EventLoop) {
+        self.handler = handler
+        self.eventLoop = eventLoop
+    }
+
+    func send(_ message: [UInt8]) { eventLoop.execute { self.handler.write(message) } }
+    func close() {}
+    func close(reconnectAfter delay: Duration) {}
 }
 
 /// Answers one request with lines on stdout. A refusal for missing scopes has no HTTP status here: it is the

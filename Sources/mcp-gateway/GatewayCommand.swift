@@ -109,16 +109,17 @@ struct ServeCommand: AsyncParsableCommand {
         let reloadSignal = await ReloadSignal.install(logger: logger)
         services.insert(.init(service: reloadSignal), at: 0)
         services.append(.init(service: ConfigReloadService(
-            path: path, levelControl: levelControl, metrics: telemetry.metrics, reloads: reloadSignal.subscribe(), logger: logger
+            path: path, gateway: gateway, levelControl: levelControl, metrics: telemetry.metrics, reloads: reloadSignal.subscribe(), logger: logger
         )))
         if let tls {
             services.append(.init(service: TLSReloadService(provider: tls, reloads: reloadSignal.subscribe())))
         }
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        ))
+        // SIGTERM/SIGINT are trapped by ShutdownSignals rather than the group's `gracefulShutdownSignals`: the first
+        // starts the graceful shutdown, a second exits at once (docs/operations.md, "Drain and restart").
+        let shutdownSignals = await ShutdownSignals.install(logger: logger)
+        let serviceGroup = ServiceGroup(configuration: .init(services: services, logger: logger))
+        let signalWatch = Task { await shutdownSignals.run { await serviceGroup.triggerGracefulShutdown() } }
+        defer { signalWatch.cancel() }
         do {
             try await serviceGroup.run()
         } catch {
@@ -173,8 +174,10 @@ struct StdioCommand: AsyncParsableCommand {
     }
 }
 
-/// The daemon as one ServiceLifecycle service: start backends, serve HTTP, and on SIGTERM/SIGINT stop
-/// accepting, end sessions, and stop backends in the spec's order (every child reaped) before exiting 0.
+/// The daemon as one ServiceLifecycle service: start backends, serve HTTP, and on SIGTERM/SIGINT drain (new work
+/// refused with 503, calls in flight finish within `server.shutdown_grace`, GET streams end with a `retry:` hint,
+/// connections closed: `HTTPServer.drain`), then end sessions and stop backends in the spec's order (every child
+/// reaped) before exiting 0.
 struct GatewayService: Service, CustomStringConvertible {
     /// ServiceLifecycle logs its services by description: never the configuration (it holds secrets).
     var description: String { "GatewayService" }
@@ -190,7 +193,7 @@ struct GatewayService: Service, CustomStringConvertible {
         let server = try await HTTPServer.start(gateway: gateway, configuration: configuration, eventLoopGroup: group, logger: logger, tls: tls)
         try? await gracefulShutdown()
         logger.info("shutting down")
-        await server.close()
+        await server.drain(gateway: gateway, grace: configuration.server.shutdownGrace, logger: logger)
         await gateway.shutdown()
         logger.info("stopped")
     }

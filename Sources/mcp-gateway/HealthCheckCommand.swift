@@ -138,7 +138,8 @@ enum HealthProbe {
             setTimeout(fd, seconds: remaining)
             // connect(2) honours SO_SNDTIMEO on Linux, so a black-holed address cannot hang the probe.
             if connect(fd, address.pointee.ai_addr, address.pointee.ai_addrlen) != 0 {
-                lastError = "connect to \(target.host) port \(target.port): \(String(cString: strerror(errno)))"
+                let reason = errno == EINPROGRESS ? "timed out after \(timeoutSeconds)s" : String(cString: strerror(errno))
+                lastError = "connect to \(target.host) port \(target.port): \(reason)"
                 continue
             }
             return exchange(fd, target: target, deadline: deadline, timeoutSeconds: timeoutSeconds)
@@ -150,7 +151,7 @@ enum HealthProbe {
         let request = Array("GET \(target.path) HTTP/1.0\r\nHost: \(target.hostHeader)\r\nUser-Agent: mcp-gateway-healthcheck\r\nAccept: */*\r\n\r\n".utf8)
         var sent = 0
         while sent < request.count {
-            let written = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            let written = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, noSignal) }
             if written <= 0 {
                 return .failure(Failure(message: "send: \(String(cString: strerror(errno)))"))
             }
@@ -184,6 +185,13 @@ enum HealthProbe {
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].count == 3, let code = Int(parts[1]) else { return nil }
         return code
     }
+
+    /// A peer that closed before the request was sent must fail the probe, not kill it with SIGPIPE.
+    #if canImport(Glibc)
+    private static let noSignal = Int32(MSG_NOSIGNAL)
+    #else
+    private static let noSignal: Int32 = 0
+    #endif
 
     private static func setTimeout(_ fd: Int32, seconds: Double) {
         let bounded = max(seconds, 0.001)

@@ -22,11 +22,14 @@ func makeTelemetry(_ configuration: GatewayConfiguration, logger: Logger) throws
     return (telemetry, pipeline?.service)
 }
 
-/// On SIGHUP, re-reads the configuration file and applies what can change without a restart: the log level.
-/// The file is checked first: an invalid one changes nothing, and its problems are logged. Each outcome is
-/// counted in `mcp_config_reloads_total{outcome}`.
+/// On SIGHUP, re-reads the configuration file and applies what can change without a restart: the log level,
+/// the backends (added, removed, replaced blue-green: `Gateway.reload`), tool naming and validation, and access
+/// rules. Listener, TLS files (reloaded on their own), auth, sessions and limits need a restart and are named in
+/// the log line. The file is checked first: an invalid one changes nothing, and its problems are logged. Each
+/// outcome is counted in `mcp_config_reloads_total{outcome}` (ok, invalid, failed: a new backend never came up).
 struct ConfigReloadService: Service {
     let path: String
+    let gateway: Gateway
     let levelControl: LogLevelControl
     let metrics: GatewayMetrics
     let reloads: AsyncStream<Void>
@@ -39,8 +42,19 @@ struct ConfigReloadService: Service {
                 let level = Logger.Level(configName: configuration.observability.logLevel.rawValue)
                 let previous = levelControl.level
                 levelControl.set(level)
-                metrics.configReloads(outcome: "ok").increment()
-                logger.notice("configuration reloaded", metadata: ["path": "\(path)", "log_level": "\(level)", "previous_log_level": "\(previous)"])
+                let report = await gateway.reload(to: configuration)
+                metrics.configReloads(outcome: report.succeeded ? "ok" : "failed").increment()
+                var metadata: Logger.Metadata = [
+                    "path": "\(path)", "log_level": "\(level)", "previous_log_level": "\(previous)", "backends": "\(report)",
+                ]
+                if !report.plan.needsRestart.isEmpty {
+                    metadata["needs_restart"] = "\(report.plan.needsRestart.joined(separator: ", "))"
+                }
+                if report.succeeded {
+                    logger.notice("configuration reloaded", metadata: metadata)
+                } else {
+                    logger.error("configuration reloaded in part: a new backend did not come up and the running one keeps serving", metadata: metadata)
+                }
             } catch {
                 // Unreadable or invalid: `ConfigLoader` reports either as problems naming the file and key.
                 metrics.configReloads(outcome: "invalid").increment()

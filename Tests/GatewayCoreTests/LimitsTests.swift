@@ -214,6 +214,23 @@ private let second: Int64 = 1_000_000_000
         #expect(breaker.metricValue(now: 30 * second) == 1)
     }
 
+    @Test func afterClosingItTakesAFullWindowAgainToOpen() {
+        var breaker = tripped()
+        _ = breaker.admit(now: 30 * second)
+        breaker.record(.success, now: 30 * second)
+        for _ in 0..<3 { breaker.record(.failure, now: 31 * second) }
+        #expect(breaker.state == .closed)
+        let transition = breaker.record(.failure, now: 31 * second)
+        #expect(transition == .opened)
+    }
+
+    @Test func aLargeMinCallsNeverJudgesEarly() {
+        var breaker = CircuitBreaker(policy: CircuitBreakerPolicy(failureRatio: 1.0, minCalls: 1_000_000, openFor: .seconds(1), probeTimeout: .seconds(1)))
+        for _ in 0..<1000 { breaker.record(.failure, now: 0) }
+        #expect(breaker.state == .closed)
+        #expect(breaker.windowSummary == (failures: 1000, outcomes: 1000))
+    }
+
     @Test func errorCodesClassify() {
         #expect(CircuitOutcome.ofError(code: -32001) == .failure)
         #expect(CircuitOutcome.ofError(code: -32004) == .failure)

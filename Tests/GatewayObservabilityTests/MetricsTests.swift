@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Testing
 
@@ -119,5 +120,42 @@ struct TracingSetupTests {
         handler.logLevel = .error
         control.set(.info)
         #expect(handler.logLevel == .error)
+    }
+}
+
+@Suite("JSON log lines")
+struct JSONLogLineTests {
+    /// Logs through a handler writing into a temporary file and returns the lines.
+    private func lines(_ body: (Logger) -> Void) throws -> [String] {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("log-\(UUID().uuidString)").path
+        let descriptor = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        #expect(descriptor >= 0)
+        defer { unlink(path) }
+        let sink = LogSink(descriptor: descriptor)
+        body(Logger(label: "t") { label in GatewayLogHandler(label: label, format: .json, level: .info, service: "svc", sink: sink) })
+        close(descriptor)
+        return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    @Test("fields in the contract's order, strings escaped, numbers bare, trace ids in their place")
+    func format() throws {
+        let written = try lines { logger in
+            logger.info("say \"hi\"\n\tand\u{1} bye ✓", metadata: [
+                "duration_ms": .stringConvertible(1.25), "count": .stringConvertible(3), "ok": .stringConvertible(true),
+                "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "tool": "diag__echo", "level": "not me",
+                "list": .array(["a", "b"]),
+            ])
+            logger.debug("not written at info")
+        }
+        #expect(written.count == 1)
+        let line = try #require(written.first)
+        #expect(line.hasPrefix(#"{"ts":""#))
+        #expect(line.contains(#","level":"info","msg":"say \"hi\"\n\tand\u0001 bye ✓","service":"svc","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":null,"#))
+        #expect(line.hasSuffix(#""count":3,"duration_ms":1.25,"list":["a","b"],"ok":true,"tool":"diag__echo"}"#))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["level"] as? String == "info")
+        #expect(object["msg"] as? String == "say \"hi\"\n\tand\u{1} bye ✓")
+        let ts = try #require(object["ts"] as? String)
+        #expect(ts.count == 24 && ts.hasSuffix("Z") && ts.dropFirst(10).first == "T")
     }
 }

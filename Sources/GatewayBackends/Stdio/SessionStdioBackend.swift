@@ -95,6 +95,15 @@ public final class SessionStdioBackend: Backend, @unchecked Sendable {
             guard let self, let process, self.processes[session] === process else { return }
             self.processes[session] = nil
         }
+        // A session's process that stops answering pings is killed; the session's next call starts a new one.
+        process.onUnresponsive = { [weak self, weak process] reason in
+            guard let self, let process else { return }
+            self.logger.with(session: session).error("backend session process unhealthy; killing it", metadata: [
+                "pid": "\(process.pid ?? 0)", "error": "\(reason)",
+            ])
+            if self.processes[session] === process { self.processes[session] = nil }
+            _ = process.terminate(grace: min(self.shutdownGrace, self.config.health.timeout), reason: "its process \(reason)")
+        }
         process.send(call, sink: sink, handle: handle)
         _ = process.start(handshakeTimeout: handshakeTimeout)
     }

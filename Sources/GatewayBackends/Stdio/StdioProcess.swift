@@ -36,6 +36,14 @@ final class StdioProcess: @unchecked Sendable {
     var onExit: ((ChildProcess.Exit?) -> Void)?
     /// Called on the event loop when the server says its tool list changed.
     var onToolsListChanged: (() -> Void)?
+    /// Called once on the event loop when the ready process has been silent for `health.interval` and then
+    /// left a `ping` unanswered for `health.timeout`; the argument says so in words. Set before `start`, it
+    /// turns the health checks on; the owner decides what to do (kill and replace the process).
+    var onUnresponsive: ((String) -> Void)?
+    /// When the process last sent a JSON-RPC message (any reply, request or notification): proof of life,
+    /// so a process that keeps talking is never pinged.
+    private(set) var lastHeard = NIODeadline.now()
+    private var healthTimer: Scheduled<Void>?
 
     private(set) var tools: [JSONObject] = []
     private(set) var serverCapabilities = JSONObject()
@@ -118,6 +126,8 @@ final class StdioProcess: @unchecked Sendable {
         .map {
             guard self.state == .starting else { return }
             self.state = .ready
+            self.lastHeard = .now()
+            self.scheduleHealthCheck()
             self.logger.info("backend ready", metadata: ["pid": "\(child.pid)", "tools": "\(self.tools.count)"])
             let waiting = self.waitingForReady
             self.waitingForReady = []
@@ -242,6 +252,7 @@ final class StdioProcess: @unchecked Sendable {
             logger.warning("skipped a JSON value on stdout that is not a JSON-RPC object")
             return
         }
+        lastHeard = .now()
         var idRange: Range<Int>?, methodRange: Range<Int>?, resultRange: Range<Int>?, errorRange: Range<Int>?, paramsRange: Range<Int>?
         for member in members {
             switch member.key {
@@ -319,6 +330,57 @@ final class StdioProcess: @unchecked Sendable {
         }
     }
 
+    // MARK: - Health (basic/utilities/ping)
+
+    /// Arms the timer for the next health check: `health.interval` after the process was last heard from.
+    /// One timer per process, re-armed when it fires, so traffic costs nothing but a timestamp.
+    private func scheduleHealthCheck() {
+        guard onUnresponsive != nil, state == .ready else { return }
+        let due = lastHeard + .nanoseconds(config.health.interval.nanoseconds)
+        healthTimer = eventLoop.scheduleTask(deadline: due) { self.healthCheckDue() }
+    }
+
+    /// Silent for the whole interval: send a `ping` (2025-11-25/basic/utilities/ping). "If no response is
+    /// received within a reasonable timeout period, the sender MAY consider the connection stale": an answer
+    /// of any kind (a result, or even an error) is life; silence until `health.timeout` is not.
+    private func healthCheckDue() {
+        healthTimer = nil
+        guard state == .ready else { return }
+        let silentFor = NIODeadline.now() - lastHeard
+        guard silentFor >= .nanoseconds(config.health.interval.nanoseconds) else {
+            scheduleHealthCheck()
+            return
+        }
+        let timeout = config.health.timeout
+        let id = nextRequestID
+        nextRequestID += 1
+        let answered = eventLoop.makePromise(of: JSONValue.self)
+        pending[id] = .handshake(answered)
+        write(JSONRPCRequest(id: RequestID(id), method: "ping", params: nil).serialized())
+        let reason = "did not answer a health ping within \(DurationFormat.describe(timeout))"
+        let deadline = eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            guard self.pending.removeValue(forKey: id) != nil else { return }
+            answered.fail(TimeoutError(description: reason))
+        }
+        let sent = NIODeadline.now()
+        answered.futureResult.whenComplete { result in
+            deadline.cancel()
+            // Not ready any more: the process is going away and its exit is handled elsewhere.
+            guard self.state == .ready else { return }
+            if case .failure(let error) = result, error is TimeoutError {
+                self.logger.error("backend process unresponsive", metadata: [
+                    "pid": "\(self.pid ?? 0)", "error": "\(reason)", "silent_ms": "\((NIODeadline.now() - self.lastHeard).nanoseconds / 1_000_000)",
+                ])
+                let callback = self.onUnresponsive
+                self.onUnresponsive = nil
+                callback?(reason)
+                return
+            }
+            self.logger.debug("health ping answered", metadata: ["rtt_ms": "\((NIODeadline.now() - sent).nanoseconds / 1_000_000)"])
+            self.scheduleHealthCheck()
+        }
+    }
+
     // MARK: - Exit and shutdown
 
     /// The child's stdout reached EOF or the pipe broke: treat the process as gone for calls now, even before
@@ -331,6 +393,7 @@ final class StdioProcess: @unchecked Sendable {
     private func processExited(_ exit: ChildProcess.Exit) {
         let wasStopping = state == .stopping
         state = .exited
+        healthTimer?.cancel()
         failAll(reason: "its process \(exit)")
         if wasStopping {
             logger.info("backend process stopped", metadata: ["pid": "\(child?.pid ?? 0)", "exit": "\(exit)"])
@@ -364,8 +427,10 @@ final class StdioProcess: @unchecked Sendable {
     }
 
     /// Stops the process as the spec orders it (2025-11-25/basic/lifecycle#shutdown): close stdin, wait,
-    /// SIGTERM, wait, SIGKILL. Completes once the child has been reaped.
-    func terminate(grace: Duration) -> EventLoopFuture<Void> {
+    /// SIGTERM, wait, SIGKILL. Completes once the child has been reaped. Calls in flight fail at once with
+    /// -32001 giving `reason`. SIGTERM goes with SIGCONT, so a stopped (SIGSTOP, `kill -STOP`) child can
+    /// still act on it instead of waiting for SIGKILL.
+    func terminate(grace: Duration, reason: String = "it is shutting down") -> EventLoopFuture<Void> {
         eventLoop.preconditionInEventLoop()
         guard let child, state != .exited else {
             state = .exited
@@ -373,13 +438,15 @@ final class StdioProcess: @unchecked Sendable {
         }
         if state != .stopping {
             state = .stopping
-            failAll(reason: "it is shutting down")
+            healthTimer?.cancel()
+            failAll(reason: reason)
             channel?.close(mode: .output, promise: nil)
             let nanos = grace.nanoseconds
             eventLoop.scheduleTask(in: .nanoseconds(nanos)) {
                 guard self.state != .exited else { return }
                 self.logger.warning("backend did not exit after stdin closed; sending SIGTERM", metadata: ["pid": "\(child.pid)"])
                 child.signal(SIGTERM)
+                child.signal(SIGCONT)
                 self.eventLoop.scheduleTask(in: .nanoseconds(nanos)) {
                     guard self.state != .exited else { return }
                     self.logger.warning("backend did not exit after SIGTERM; sending SIGKILL", metadata: ["pid": "\(child.pid)"])

@@ -71,7 +71,9 @@ public struct CircuitBreaker: Sendable {
 
     public let policy: CircuitBreakerPolicy
     public private(set) var state: State = .closed
-    private var window: [Bool]
+    /// The last `minCalls` outcomes (true: failure), a ring once full; grown as outcomes arrive, so a large
+    /// `min_calls` costs memory only when that many calls happen.
+    private var window: [Bool] = []
     private var windowNext = 0
     private var windowCount = 0
     private var windowFailures = 0
@@ -81,7 +83,6 @@ public struct CircuitBreaker: Sendable {
 
     public init(policy: CircuitBreakerPolicy) {
         self.policy = policy
-        self.window = Array(repeating: false, count: policy.minCalls)
     }
 
     /// Whether a call may go to the backend now.
@@ -125,15 +126,19 @@ public struct CircuitBreaker: Sendable {
         case .closed:
             guard outcome != .neutral else { return nil }
             let failed = outcome == .failure
-            if windowCount == window.count {
+            if windowCount == policy.minCalls {
                 if window[windowNext] { windowFailures -= 1 }
+                window[windowNext] = failed
+            } else if windowNext < window.count {
+                window[windowNext] = failed
+                windowCount += 1
             } else {
+                window.append(failed)
                 windowCount += 1
             }
-            window[windowNext] = failed
             if failed { windowFailures += 1 }
-            windowNext = (windowNext + 1) % window.count
-            guard windowCount == window.count, Double(windowFailures) >= policy.failureRatio * Double(windowCount) else { return nil }
+            windowNext = (windowNext + 1) % policy.minCalls
+            guard windowCount == policy.minCalls, Double(windowFailures) >= policy.failureRatio * Double(windowCount) else { return nil }
             state = .open(until: now &+ policy.openForNanoseconds)
             resetWindow()
             return .opened

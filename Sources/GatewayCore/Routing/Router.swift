@@ -44,10 +44,11 @@ public struct Router: Sendable {
         self.access = access
     }
 
-    /// The capabilities the gateway really serves (lifecycle#capability-negotiation, MUST item 3): tools only,
-    /// until resources, prompts and logging are proxied. `listChanged` is not claimed: the gateway does not
-    /// emit `notifications/tools/list_changed` yet.
-    public static let serverCapabilities: JSONObject = ["tools": .object(JSONObject())]
+    /// The capabilities the gateway really serves (lifecycle#capability-negotiation, MUST item 3): tools, until
+    /// resources, prompts and logging are proxied. `listChanged` is claimed because the gateway emits
+    /// `notifications/tools/list_changed` itself whenever its merged list changes (a backend's own notification,
+    /// a backend restart with other tools, a reload).
+    public static let serverCapabilities: JSONObject = ["tools": ["listChanged": true]]
 
     public func route(_ request: JSONRPCRequest, catalog: Catalog, context: RequestContext) -> RouteDecision {
         switch request.method {

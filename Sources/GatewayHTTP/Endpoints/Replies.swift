@@ -124,6 +124,8 @@ final class GetStream: ServerStream, @unchecked Sendable {
     private let eventLoop: any EventLoop
     private var keepAlive: RepeatedTask?
     private var closed = false
+    private var streamNumber = 0
+    private var eventNumber = 0
 
     init(responder: HTTPResponder, session: SessionState, gateway: Gateway) {
         self.responder = responder
@@ -142,6 +144,27 @@ final class GetStream: ServerStream, @unchecked Sendable {
 
     func close() {
         eventLoop.execute { [self] in finish() }
+    }
+
+    /// A notification on the stream, as an SSE event whose id names this stream (transports#resumability).
+    func send(_ message: [UInt8]) {
+        eventLoop.execute { [self] in
+            guard !closed else { return }
+            if streamNumber == 0 { streamNumber = session.nextStreamNumber() }
+            eventNumber += 1
+            responder.writeStream(ServerSentEvents.event(id: "\(streamNumber)-\(eventNumber)", data: message))
+        }
+    }
+
+    /// An SSE `retry:` field, then the end of the stream: the client waits that long and reconnects (with
+    /// `Last-Event-ID`), which sends it to another replica while this one shuts down (WHATWG HTML,
+    /// "Server-sent events"; 2025-11-25/basic/transports#listening-for-messages-from-the-server).
+    func close(reconnectAfter delay: Duration) {
+        eventLoop.execute { [self] in
+            guard !closed else { return }
+            responder.writeStream(ServerSentEvents.retry(after: delay))
+            finish()
+        }
     }
 
     private func finish() {

@@ -82,9 +82,10 @@ struct StreamableHTTPEndpoint: Sendable {
         }
 
         if case .request(let rpc) = message, rpc.method == "initialize" {
-            initialize(rpc, request: request, responder: responder)
+            initialize(rpc, request: request, responder: responder, trace: trace)
             return
         }
+        if case .request = message, refuseWhileDraining(responder) { return }
         guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
         switch message {
         case .request(let rpc):
@@ -99,8 +100,8 @@ struct StreamableHTTPEndpoint: Sendable {
         }
     }
 
-    private func initialize(_ rpc: JSONRPCRequest, request: HTTPRequestContext, responder: HTTPResponder) {
-        switch gateway.initialize(rpc, principal: request.principal) {
+    private func initialize(_ rpc: JSONRPCRequest, request: HTTPRequestContext, responder: HTTPResponder, trace: TraceLink) {
+        switch gateway.initialize(rpc, principal: request.principal, trace: trace) {
         case .created(let session, let response):
             var headers = HTTPHeaders()
             headers.add(name: Self.sessionHeader, value: session.id)
@@ -121,6 +122,7 @@ struct StreamableHTTPEndpoint: Sendable {
     /// JSON-RPC batches exist only in 2025-03-26 (MUST item 7): elsewhere an array is 400 / -32600.
     /// `initialize` is never batched. Responses to the batch's requests come back as one JSON array.
     private func postBatch(_ elements: [JSONValue], request: HTTPRequestContext, versionHeader: ProtocolVersion?, responder: HTTPResponder, trace: TraceLink) {
+        if elements.contains(where: { $0["method"] != nil && $0["id"] != nil }), refuseWhileDraining(responder) { return }
         guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
         guard session.protocolVersion.allowsBatches else {
             responder.respond(Self.error(.badRequest, .invalidRequest("JSON-RPC batches are not allowed in protocol version \(session.protocolVersion.rawValue) (only in 2025-03-26); send one message per POST")))
@@ -162,6 +164,7 @@ struct StreamableHTTPEndpoint: Sendable {
             return
         }
         guard let versionHeader = checkVersionHeader(request.headers, responder: responder) else { return }
+        if refuseWhileDraining(responder) { return }
         guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
         let stream = GetStream(responder: responder, session: session, gateway: gateway)
         guard session.attachGetStream(stream) else {

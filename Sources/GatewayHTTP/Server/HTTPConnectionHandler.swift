@@ -71,7 +71,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 return
             }
             state = .idle
-            let responder = HTTPResponder(context: context, version: head.version, keepAlive: head.isKeepAlive)
+            // While draining, each HTTP/1.1 response says `Connection: close` and its connection closes after it
+            // (RFC 9112 §9.6), so clients move to another replica (Drain.swift).
+            let keepAlive = head.isKeepAlive && !router.gateway.isDraining
+            let responder = HTTPResponder(context: context, version: head.version, keepAlive: keepAlive)
             responder.exchange = HTTPExchange(metrics: router.gateway.telemetry.metrics, method: head.method)
             router.route(head: head, body: body, responder: responder)
         }

@@ -13,6 +13,8 @@ struct HTTPRouter: Sendable {
     let gateway: Gateway
     let endpointPath: String
     let mcp: StreamableHTTPEndpoint
+    /// `GET /sse` + `POST /messages` (2024-11-05 HTTP+SSE), nil unless `server.legacy_sse` is on.
+    let legacySSE: LegacySSEEndpoint?
     let mcpChain: MiddlewareChain
     let probeChain: MiddlewareChain
     let metadata: ProtectedResourceMetadata?
@@ -26,6 +28,7 @@ struct HTTPRouter: Sendable {
         self.metricsPath = configuration.observability.metricsEnabled ? configuration.observability.metricsPath : nil
         let challenges = AuthChallenges(config: configuration.auth, endpoint: configuration.server.endpoint)
         self.mcp = StreamableHTTPEndpoint(gateway: gateway, configuration: configuration, challenges: challenges, logger: logger)
+        self.legacySSE = LegacySSEEndpoint(gateway: gateway, configuration: configuration, logger: logger)
         self.metadata = ProtectedResourceMetadata(config: configuration.auth, endpoint: configuration.server.endpoint)
         let authentication: any HTTPMiddleware
         if configuration.auth.mode == .none {
@@ -69,6 +72,17 @@ struct HTTPRouter: Sendable {
             }
             return
         }
+        // The legacy transport passes the same chain as the MCP endpoint: origin, IP policy, auth, rate limits.
+        if let legacySSE, LegacySSEEndpoint.paths.contains(request.path) {
+            guard admitWithinMaxInflight(request, responder: responder) else { return }
+            mcpChain.run(request, eventLoop: eventLoop) { outcome in
+                switch outcome {
+                case .success(let context): legacySSE.handle(context, body: body, responder: responder)
+                case .failure(let box): responder.respond(box.response)
+                }
+            }
+            return
+        }
         // RFC 9728 metadata is public and read by browser clients from any origin: no credential, no Origin check.
         if let metadata, request.head.method == .GET, metadata.paths.contains(request.path) {
             metadata.respond(responder)
@@ -87,7 +101,7 @@ struct HTTPRouter: Sendable {
     private func traceHTTPExchange(_ head: HTTPRequestHead, responder: HTTPResponder) -> TraceLink {
         let tracing = gateway.telemetry.tracing
         let incoming = tracing.incoming(traceparent: head.headers.first(name: "traceparent"), tracestate: head.headers.first(name: "tracestate"))
-        guard let span = tracing.startSpan("\(head.method.rawValue) \(endpointPath)", kind: .server, parent: incoming) else { return incoming }
+        guard let span = tracing.startSpan("\(head.method.rawValue) \(endpointPath)", kind: .server, parent: incoming) else { return incoming.unsampled }
         span.set("http.request.method", head.method.rawValue)
         span.set("url.path", endpointPath)
         responder.exchange?.span = span
@@ -115,12 +129,17 @@ struct HTTPRouter: Sendable {
         case "/healthz":
             responder.respondJSON(Array(#"{"status":"ok"}"#.utf8))
         case "/readyz":
+            // Each backend's state (ready, starting, restarting, crash_loop, unhealthy) and the quorum judged.
             var backends = JSONObject()
-            for status in gateway.backendStatus { backends[status.name] = .string(status.ready ? "ready" : "not ready") }
+            let states = gateway.backendStates
+            for status in states { backends[status.name] = .string(status.state.rawValue) }
             let ready = gateway.isReady
+            let quorum = gateway.configuration.server.readinessQuorum
             let body: JSONValue = [
-                "status": .string(ready ? "ready" : (gateway.isDraining ? "draining" : "no backend is ready")),
+                "status": .string(ready ? "ready" : (gateway.isDraining ? "draining" : "too few backends are ready (server.readiness.quorum: \(quorum))")),
                 "backends": .object(backends),
+                "ready_backends": .number(JSONNumber(states.count { $0.state.isReady })),
+                "quorum": .string(quorum.description),
                 "sessions": .number(JSONNumber(gateway.sessionCount)),
             ]
             responder.respondJSON(status: ready ? .ok : .serviceUnavailable, body.serialized())

@@ -13,10 +13,13 @@ import NIOPosix
 public final class HTTPServer: Sendable {
     private let channel: any Channel
     public let localAddress: SocketAddress
+    /// Every accepted connection, for the drain at shutdown (Drain.swift).
+    let connections: OpenConnections
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, connections: OpenConnections) {
         self.channel = channel
         self.localAddress = channel.localAddress!
+        self.connections = connections
     }
 
     /// - Parameter tls: set when `server.tls` is: every connection then speaks TLS with ALPN h2/http/1.1.
@@ -24,14 +27,19 @@ public final class HTTPServer: Sendable {
         let router = HTTPRouter(gateway: gateway, configuration: configuration, logger: logger)
         let maxBody = configuration.server.maxBody
         let guards = ConnectionGuards(configuration: configuration.server)
+        let connections = OpenConnections()
         let channel = try await ServerBootstrap(group: eventLoopGroup)
-            .serverChannelInitializer { channel in guards.configureServerChannel(channel) }
+            .serverChannelInitializer { channel in
+                guards.configureServerChannel(channel).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(ConnectionRegistrar(connections: connections))
+                }
+            }
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                if let tls { return configureTLSConnection(channel, tls: tls, guards: guards, router: router, maxBody: maxBody) }
+                if let tls { return configureTLSConnection(channel, tls: tls, guards: guards, router: router, maxBody: maxBody, connections: connections) }
                 return channel.eventLoop.makeCompletedFuture {
                     try guards.configureHTTPPipeline(channel.pipeline.syncOperations)
                     try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(router: router, maxBody: maxBody))
@@ -39,7 +47,7 @@ public final class HTTPServer: Sendable {
             }
             .bind(host: configuration.server.listen.host, port: configuration.server.listen.port)
             .get()
-        let server = HTTPServer(channel: channel)
+        let server = HTTPServer(channel: channel, connections: connections)
         // Logged whatever the configured level: operators and scripts need the bound address.
         var announcer = logger
         announcer.logLevel = min(logger.logLevel, .info)
@@ -51,7 +59,7 @@ public final class HTTPServer: Sendable {
         return server
     }
 
-    /// Stops accepting connections.
+    /// Stops accepting connections (the connections already open go on; `drain` ends them).
     public func close() async {
         try? await channel.close()
     }

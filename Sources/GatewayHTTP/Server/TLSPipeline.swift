@@ -17,7 +17,9 @@ extension HTTPServer {
     ///
     /// The handshake itself must finish within `limits.request_timeout`: until ALPN has chosen, none of the
     /// HTTP guards is in the pipeline, so without this a client could hold a connection open by never finishing it.
-    static func configureTLSConnection(_ channel: any Channel, tls: TLSContextProvider, guards: ConnectionGuards, router: HTTPRouter, maxBody: Int) -> EventLoopFuture<Void> {
+    static func configureTLSConnection(
+        _ channel: any Channel, tls: TLSContextProvider, guards: ConnectionGuards, router: HTTPRouter, maxBody: Int, connections: OpenConnections
+    ) -> EventLoopFuture<Void> {
         do {
             try channel.pipeline.syncOperations.addHandlers([
                 PlaintextOnTLSPortHandler(),
@@ -59,6 +61,8 @@ extension HTTPServer {
                         }
                     )
                     try channel.pipeline.syncOperations.addHandlers([manager, HTTP2ConnectionErrorHandler()])
+                    // A drain sends GOAWAY through `manager` (Drain.swift).
+                    connections.negotiatedHTTP2(channel)
                 }
             },
             http1ChannelConfigurator: { channel in

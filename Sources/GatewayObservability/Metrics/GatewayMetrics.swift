@@ -154,6 +154,22 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
+    /// `mcp_canary_rollbacks_total{backend,version}`: canary versions rolled back (issue 7, item 7).
+    public func canaryRollbacks(backend: String, version: String) -> Prometheus.Counter {
+        registry.counter(
+            name: "mcp_canary_rollbacks_total", labels: [("backend", backend), ("version", version)],
+            help: "Canary versions of a backend rolled back for errors above the stable version's or a P95 above the SLA."
+        )
+    }
+
+    /// `mcp_canary_weight{backend,version}`: each version's current share of calls (0 once rolled back).
+    public func canaryWeight(backend: String, version: String) -> Prometheus.Gauge {
+        registry.gauge(
+            name: "mcp_canary_weight", labels: [("backend", backend), ("version", version)],
+            help: "Weight of each version of a backend in its call split; a rolled-back canary's is 0."
+        )
+    }
+
     // MARK: - Exposition
 
     /// Runs before every scrape: gauges read from live state (sessions, backends, breakers) are set here, so the

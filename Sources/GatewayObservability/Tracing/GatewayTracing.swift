@@ -13,8 +13,9 @@ import Tracing
 public final class GatewayTracing: Sendable {
     private let tracer: (any Tracer)?
 
-    public init(tracer: (any Tracer)?) {
-        self.tracer = tracer
+    /// - Parameter sampleRatio: with 0 no span is ever started, so `sample_ratio: 0` costs what propagation costs.
+    public init(tracer: (any Tracer)?, sampleRatio: Double = 1) {
+        self.tracer = sampleRatio > 0 ? tracer : nil
     }
 
     public static let disabled = GatewayTracing(tracer: nil)
@@ -34,10 +35,17 @@ public final class GatewayTracing: Sendable {
         return TraceLink(traceParent: parent, serviceContext: context)
     }
 
-    /// Starts a span under `parent`; nil when no tracer is configured.
+    /// Starts a span under `parent`; nil when no tracer is configured or the trace is not sampled. An unsampled
+    /// span is ended at once and nothing else is paid for it: callers then continue from `parent.unsampled`, so
+    /// the request's other spans are not even started (the ratio sampler decides by trace id, the same way for
+    /// every span of a trace).
     public func startSpan(_ name: String, kind: SpanKind, parent: TraceLink) -> TracedSpan? {
-        guard let tracer else { return nil }
+        guard let tracer, !parent.isUnsampled else { return nil }
         let span = tracer.startSpan(name, context: parent.serviceContext ?? .topLevel, ofKind: kind)
+        guard span.isRecording else {
+            span.end()
+            return nil
+        }
         var carrier: [String: String] = [:]
         tracer.inject(span.context, into: &carrier, using: DictionaryPropagation())
         let own = carrier["traceparent"].flatMap { TraceParent(header: $0, traceState: carrier["tracestate"]) }
@@ -64,6 +72,16 @@ public struct TraceLink: Sendable {
     }
 
     public var traceID: String? { traceParent?.traceID }
+
+    /// True once a span of this request was not sampled: no further span is started for it.
+    public private(set) var isUnsampled = false
+
+    /// This position, marked so that no span is started under it.
+    public var unsampled: TraceLink {
+        var copy = self
+        copy.isUnsampled = true
+        return copy
+    }
 }
 
 /// One recorded span. Confined to the request's event loop by its owner; ended exactly once.

@@ -28,7 +28,7 @@ public enum TracingBootstrap {
         configuration.traces.otlpExporter.protocol = .httpProtobuf
         configuration.traces.otlpExporter.endpoint = tracesURL(endpoint)
         let backend = try OTel.makeTracingBackend(configuration: configuration)
-        return Pipeline(tracing: GatewayTracing(tracer: backend.factory), service: backend.service)
+        return Pipeline(tracing: GatewayTracing(tracer: backend.factory, sampleRatio: sampleRatio), service: backend.service)
     }
 
     /// `http://collector:4318` → `http://collector:4318/v1/traces`; a URL with a path is used as given.

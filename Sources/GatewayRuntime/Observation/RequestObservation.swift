@@ -46,7 +46,10 @@ final class RequestObservation: @unchecked Sendable {
         }
         guard telemetry.tracing.isRecording else { return }
         let name = tool.map { "\(method) \($0)" } ?? method
-        guard let span = telemetry.tracing.startSpan(name, kind: .server, parent: link) else { return }
+        guard let span = telemetry.tracing.startSpan(name, kind: .server, parent: link) else {
+            link = link.unsampled
+            return
+        }
         span.set("mcp.method.name", method)
         span.set("jsonrpc.request.id", requestID.description)
         if let tool { span.set("gen_ai.tool.name", tool) }

@@ -141,7 +141,8 @@ final class GatedCall: BackendCallSink, BackendInFlight, CallTimeoutObserving, S
         }
         let handle = backend.inner.call(call, sink: self)
         let cancelReason = state.withLock { state -> String? in
-            state.inner = handle
+            // A call answered synchronously has already ended: keeping its handle would form a cycle.
+            if state.phase == .running { state.inner = handle }
             return state.pendingCancel
         }
         if let cancelReason { handle.cancel(reason: cancelReason) }
@@ -163,6 +164,7 @@ final class GatedCall: BackendCallSink, BackendInFlight, CallTimeoutObserving, S
         let (wasRunning, sentWhileReady) = state.withLock { state -> (Bool, Bool) in
             guard state.phase == .running else { return (false, false) }
             state.phase = .ended
+            state.inner = nil  // the handle may hold this call as its sink: break the cycle
             return (true, state.sentWhileReady)
         }
         guard wasRunning else { return }
@@ -186,6 +188,7 @@ final class GatedCall: BackendCallSink, BackendInFlight, CallTimeoutObserving, S
             let previous = state.phase
             if state.phase == .running, state.inner == nil { state.pendingCancel = reason }
             state.phase = .ended
+            defer { state.inner = nil }
             return (previous, state.inner, state.timedOut)
         }
         switch previous {

@@ -10,51 +10,84 @@ import Synchronization
 /// limits and circuit breakers (router guards), and each backend's `max_concurrency` with its queue (a wrapper
 /// around the backend). Each piece is one lock around one state machine, created only when its key is set;
 /// the counters the metrics layer reads are atomics.
+///
+/// `limits` are read once, at start (a reload reports them as needing a restart). Backends come and go with
+/// reloads: `guards(applying:)` gives an added backend its breaker and gate, a backend whose `call_timeout`,
+/// `max_concurrency`, `queue` or `circuit_breaker` changed fresh ones, and forgets removed ones; the hot path
+/// never reads these tables (a router's guard and a gated backend hold what they need).
 public final class Resilience: Sendable {
     /// `limits.per_principal` and `limits.per_tenant`; nil when neither is set (the HTTP front then skips the check).
     public let requestLimits: RequestRateLimits?
     /// `limits.max_inflight`: HTTP requests being served at once.
     public let inflight: InflightGauge
     let toolLimits: ToolRateLimits?
-    let breakers: [String: BreakerCell]
-    let gates: [String: ConcurrencyGate]
     let counters: ResilienceCounters
+    private let backendTables: Mutex<BackendTables>
+    private let logger: Logger
+
+    struct BackendTables {
+        var configs: [String: BackendConfig] = [:]
+        var breakers: [String: BreakerCell] = [:]
+        var gates: [String: ConcurrencyGate] = [:]
+    }
 
     public init(configuration: GatewayConfiguration, logger: Logger) {
         let counters = ResilienceCounters()
         self.counters = counters
+        self.logger = logger
         self.requestLimits = RequestRateLimits(limits: configuration.limits, counters: counters)
         self.inflight = InflightGauge(limit: configuration.limits.maxInflight, counters: counters)
         self.toolLimits = configuration.limits.perTool.isEmpty ? nil : ToolRateLimits(rules: configuration.limits.perTool, counters: counters)
-        var breakers: [String: BreakerCell] = [:]
-        var gates: [String: ConcurrencyGate] = [:]
-        for backend in configuration.backends {
-            var backendLogger = logger
-            backendLogger[metadataKey: "backend"] = "\(backend.name)"
-            let policy = CircuitBreakerPolicy(
-                failureRatio: backend.circuitBreaker.failureRatio, minCalls: backend.circuitBreaker.minCalls,
-                openFor: backend.circuitBreaker.openFor, probeTimeout: backend.callTimeout
-            )
-            breakers[backend.name] = BreakerCell(backend: backend.name, policy: policy, logger: backendLogger)
-            gates[backend.name] = ConcurrencyGate(backend: backend.name, maxConcurrency: backend.maxConcurrency, queue: backend.queue)
-        }
-        self.breakers = breakers
-        self.gates = gates
+        self.backendTables = Mutex(BackendTables())
+        apply(configuration.backends)
     }
 
-    /// The router guards, in order: the per-tool limit (a refused call never counts against the breaker), then
-    /// the breaker.
-    var guards: [any ToolCallGuard] {
+    /// The router guards for `configuration`, in order: the per-tool limit (a refused call never counts against
+    /// the breaker), then the breaker. Applies the configuration's backends first (see the type's comment), so
+    /// call it before `gated` for the same configuration.
+    func guards(applying configuration: GatewayConfiguration) -> [any ToolCallGuard] {
+        apply(configuration.backends)
         var guards: [any ToolCallGuard] = []
         if let toolLimits { guards.append(ToolRateLimitGuard(limits: toolLimits)) }
-        guards.append(CircuitBreakerGuard(breakers: breakers))
+        guards.append(CircuitBreakerGuard(breakers: backendTables.withLock { $0.breakers }))
         return guards
     }
 
-    /// The backend as calls see it: behind its concurrency gate, reporting outcomes to its breaker.
+    /// The backend as calls see it: behind its concurrency gate, reporting outcomes to its breaker. A backend
+    /// unknown to the applied configuration is returned as it is.
     func gated(_ backend: any Backend) -> any Backend {
-        guard let gate = gates[backend.name], let breaker = breakers[backend.name] else { return backend }
+        let cells = backendTables.withLock { tables in (tables.gates[backend.name], tables.breakers[backend.name]) }
+        guard let gate = cells.0, let breaker = cells.1 else { return backend }
         return GatedBackend(inner: backend, gate: gate, breaker: breaker)
+    }
+
+    private func apply(_ backends: [BackendConfig]) {
+        let logger = self.logger
+        backendTables.withLock { tables in
+            var next = BackendTables()
+            for backend in backends {
+                next.configs[backend.name] = backend
+                if let previous = tables.configs[backend.name], Self.sameLimits(previous, backend),
+                   let breaker = tables.breakers[backend.name], let gate = tables.gates[backend.name] {
+                    next.breakers[backend.name] = breaker
+                    next.gates[backend.name] = gate
+                    continue
+                }
+                var backendLogger = logger
+                backendLogger[metadataKey: "backend"] = "\(backend.name)"
+                let policy = CircuitBreakerPolicy(
+                    failureRatio: backend.circuitBreaker.failureRatio, minCalls: backend.circuitBreaker.minCalls,
+                    openFor: backend.circuitBreaker.openFor, probeTimeout: backend.callTimeout
+                )
+                next.breakers[backend.name] = BreakerCell(backend: backend.name, policy: policy, logger: backendLogger)
+                next.gates[backend.name] = ConcurrencyGate(backend: backend.name, maxConcurrency: backend.maxConcurrency, queue: backend.queue)
+            }
+            tables = next
+        }
+    }
+
+    static func sameLimits(_ a: BackendConfig, _ b: BackendConfig) -> Bool {
+        a.callTimeout == b.callTimeout && a.maxConcurrency == b.maxConcurrency && a.queue == b.queue && a.circuitBreaker == b.circuitBreaker
     }
 
     // MARK: - Read accessors for the metrics layer
@@ -62,11 +95,11 @@ public final class Resilience: Sendable {
     /// `mcp_circuit_state{backend}`: 0 closed, 1 half-open, 2 open.
     public var circuitStates: [String: Int] {
         let now = Self.now()
-        return breakers.mapValues { $0.metricValue(now: now) }
+        return backendTables.withLock { $0.breakers }.mapValues { $0.metricValue(now: now) }
     }
 
     /// `mcp_backend_inflight{backend}` and `mcp_backend_queue_depth{backend}`.
-    public var backendLoad: [String: BackendLoad] { gates.mapValues(\.load) }
+    public var backendLoad: [String: BackendLoad] { backendTables.withLock { $0.gates }.mapValues(\.load) }
 
     /// `mcp_rate_limited_total{scope}`, scope one of `principal`, `tenant`, `tool`.
     public var rateLimitedTotals: [String: Int] { counters.rateLimitedTotals }
@@ -87,6 +120,18 @@ final class ResilienceCounters: Sendable {
     let tenant = Atomic<Int>(0)
     let tool = Atomic<Int>(0)
     let shed = Atomic<Int>(0)
+
+    func countRateLimited(scope: String) {
+        switch scope {
+        case "tenant": tenant.add(1, ordering: .relaxed)
+        case "tool": tool.add(1, ordering: .relaxed)
+        default: principal.add(1, ordering: .relaxed)
+        }
+    }
+
+    func countShed() {
+        shed.add(1, ordering: .relaxed)
+    }
 
     var rateLimitedTotals: [String: Int] {
         ["principal": principal.load(ordering: .relaxed), "tenant": tenant.load(ordering: .relaxed), "tool": tool.load(ordering: .relaxed)]
@@ -150,11 +195,7 @@ public final class RequestRateLimits: Sendable {
         }
         guard let decision, !decision.allowed else { return nil }
         let isTenant = decision.policy == tenantPolicy
-        if isTenant {
-            counters.tenant.add(1, ordering: .relaxed)
-        } else {
-            counters.principal.add(1, ordering: .relaxed)
-        }
+        counters.countRateLimited(scope: isTenant ? "tenant" : "principal")
         let policy = policies[decision.policy]
         return RequestLimitRefusal(
             scope: isTenant ? "tenant" : "principal", decision: decision,
@@ -191,7 +232,7 @@ public final class InflightGauge: Sendable {
     public func tryAcquire() -> Bool {
         if count.add(1, ordering: .relaxed).newValue <= limit { return true }
         count.subtract(1, ordering: .relaxed)
-        counters.shed.add(1, ordering: .relaxed)
+        counters.countShed()
         return false
     }
 
@@ -240,7 +281,7 @@ final class ToolRateLimits: Sendable {
             return state.limiter.take(matching.lazy.map { RateLimitKey(policy: $0, subject: principal) }, now: now)
         }
         guard let decision, !decision.allowed else { return nil }
-        counters.tool.add(1, ordering: .relaxed)
+        counters.countRateLimited(scope: "tool")
         return decision
     }
 }
