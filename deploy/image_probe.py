@@ -70,17 +70,18 @@ def main() -> None:
     endpoint = f"{base}/mcp"
 
     deadline = time.monotonic() + 60
-    status, body = 0, ""
+    status, last = 0, "no answer"
     while time.monotonic() < deadline:
         try:
             status, body = get(f"{base}/readyz")
+            last = f"HTTP {status} {body[:200]}"
             if status == 200:
                 break
-        except OSError:
-            pass
+        except OSError as error:  # refused while starting; reset if the gateway drops connections
+            last = f"{type(error).__name__}: {error}"
         time.sleep(0.25)
     if status != 200:
-        fail(f"/readyz did not answer 200 within 60 s (last: {status} {body[:200]})")
+        fail(f"/readyz did not answer 200 within 60 s (last: {last})")
     print(f"image probe: /readyz 200 after {60 - (deadline - time.monotonic()):.1f} s")
 
     status, headers, text = post(endpoint, {

@@ -36,7 +36,7 @@ public final class HTTPServer: Sendable {
             }
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 if let tls { return configureTLSConnection(channel, tls: tls, guards: guards, router: router, maxBody: maxBody, connections: connections) }
