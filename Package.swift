@@ -104,6 +104,8 @@ let package = Package(
             name: "GatewayRuntime",
             dependencies: [
                 "GatewayCore", "GatewayConfig", "GatewayBackends", "GatewayPlugins", "GatewayObservability",
+                // HMAC-SHA256 over pagination cursors (GatewayPagination.swift).
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -12,13 +12,20 @@ public struct BackendCall: Sendable {
     public var context: RequestContext
     /// The event loop of the client's connection, where in-process work runs without a hop.
     public var eventLoop: any EventLoop
+    /// Where the backend's requests to the client and its log messages go while it serves this call (nil: the
+    /// backend is told the client cannot be reached).
+    public var relay: (any ClientRelay)?
 
-    public init(method: String, params: JSONObject, progressToken: JSONValue?, context: RequestContext, eventLoop: any EventLoop) {
+    public init(
+        method: String, params: JSONObject, progressToken: JSONValue?, context: RequestContext, eventLoop: any EventLoop,
+        relay: (any ClientRelay)? = nil
+    ) {
         self.method = method
         self.params = params
         self.progressToken = progressToken
         self.context = context
         self.eventLoop = eventLoop
+        self.relay = relay
     }
 }
 
@@ -60,6 +67,9 @@ public protocol Backend: AnyObject, Sendable {
     var kind: String { get }
     /// Tool descriptors as the backend lists them (its own names).
     var tools: [JSONObject] { get }
+    /// Capabilities, tools, resources, resource templates and prompts as the backend lists them (defaulted in
+    /// BackendListings.swift to the tools alone, for backends that offer nothing else).
+    var listings: BackendListings { get }
     /// True while the backend can take calls.
     var isReady: Bool { get }
     /// Why it can or cannot take calls, for `/readyz` (supervised stdio backends tell more than ready or not).

@@ -77,6 +77,7 @@ public final class CanaryBackend: Backend, Sendable {
     }
 
     public var tools: [JSONObject] { versions[stableIndex].tools }
+    public var listings: BackendListings { versions[stableIndex].listings }
     public var isReady: Bool { versions[stableIndex].isReady }
     public var healthState: BackendHealthState { versions[stableIndex].healthState }
 

@@ -148,7 +148,7 @@ struct NodeReader {
         guard let map = mapping(node, path: "sessions", allowed: ["idle_timeout", "max", "replay_buffer", "keys", "max_lifetime"]) else { return }
         if let v = map["idle_timeout"], let d = duration(v, path: "sessions.idle_timeout", minimum: .seconds(1)) { sessions.idleTimeout = d }
         if let v = map["max"], let n = int(v, path: "sessions.max", range: 1...10_000_000) { sessions.max = n }
-        if let v = map["replay_buffer"], let n = int(v, path: "sessions.replay_buffer", range: 0...1_000_000) { sessions.replayBuffer = n }
+        if let v = map["replay_buffer"], let n = int(v, path: "sessions.replay_buffer", range: 0...10_000) { sessions.replayBuffer = n }
         if let v = map["max_lifetime"], let d = duration(v, path: "sessions.max_lifetime", minimum: .seconds(1)) { sessions.maxLifetime = d }
         if let v = map["keys"], let list = sequence(v, path: "sessions.keys") {
             for (index, item) in list.enumerated() {
@@ -303,7 +303,8 @@ struct NodeReader {
     }
 
     mutating func readTools(_ node: Node, into tools: inout ToolsConfig) {
-        guard let map = mapping(node, path: "tools", allowed: ["separator", "prefix", "validation"]) else { return }
+        guard let map = mapping(node, path: "tools", allowed: ["separator", "prefix", "validation", "page_size"]) else { return }
+        if let v = map["page_size"], let n = int(v, path: "tools.page_size", range: 1...100_000) { tools.pageSize = n }
         if let v = map["prefix"], let mode = enumeration(v, path: "tools.prefix", PrefixMode.self) {
             tools.prefix = mode
         }

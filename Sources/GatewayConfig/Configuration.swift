@@ -176,6 +176,9 @@ public struct ToolsConfig: Sendable, Equatable {
     /// `always`, `conditional` (prefix only names two backends share) or `never` (a shared name is an error).
     public var prefix: PrefixMode = .always
     public var validation: ArgumentValidationMode = .strict
+    /// Items per page of the gateway's merged lists (tools/list, resources/list, resources/templates/list,
+    /// prompts/list); longer lists are paged with sealed cursors (server/utilities/pagination).
+    public var pageSize = 100
 }
 
 public enum Isolation: String, Sendable, CaseIterable { case shared, session }

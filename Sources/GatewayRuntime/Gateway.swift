@@ -24,6 +24,8 @@ public final class Gateway: BackendObserver, Sendable {
     private let sweeper = NIOLockedValueBox<RepeatedTask?>(nil)
     let draining = NIOLockedValueBox(false)
     let observerRelay: ObserverRelay
+    /// Which sessions subscribed to which resource (GatewayResources.swift).
+    let subscriptions = ResourceSubscriptions()
     /// Counters for what the metrics layer will export (validation failures, output-schema mismatches).
     public let stats: GatewayStats
     /// Rate limits, `max_inflight`, circuit breakers and backend concurrency (issue 7); its accessors feed /metrics.
@@ -196,6 +198,7 @@ public final class Gateway: BackendObserver, Sendable {
         if previous.toolsListResult != catalog.toolsListResult, !previous.tools.isEmpty || !catalog.tools.isEmpty {
             notifyToolsChanged()
         }
+        notifyFeatureListsChanged(from: previous.features, to: catalog.features)
         let previousProblems = Set(previous.problems.map(\.description))
         for problem in catalog.problems where !previousProblems.contains(problem.description) {
             logger.log(level: problem.severity == .error ? .error : .notice, "catalog problem", metadata: [
@@ -217,7 +220,9 @@ public final class Gateway: BackendObserver, Sendable {
             let config = configuration.backend(named: backend.name)
             return CatalogSource(backend: backend.name, tools: backend.tools, include: config?.include ?? ["*"], exclude: config?.exclude ?? [])
         }
-        return Catalog(separator: configuration.tools.separator, prefixMode: configuration.tools.prefix, sources: sources)
+        var catalog = Catalog(separator: configuration.tools.separator, prefixMode: configuration.tools.prefix, sources: sources)
+        catalog.attach(features: featureCatalog(configuration: configuration, backends: backends))
+        return catalog
     }
 
     // MARK: - Sessions
@@ -242,7 +247,9 @@ public final class Gateway: BackendObserver, Sendable {
             return .draining
         }
         let negotiated: Lifecycle.Negotiated
-        switch Lifecycle.negotiate(request.params, serverName: GatewayVersion.name, serverVersion: GatewayVersion.version) {
+        switch Lifecycle.negotiate(
+            request.params, serverName: GatewayVersion.name, serverVersion: GatewayVersion.version, capabilities: Router.serverCapabilities(for: catalog)
+        ) {
         case .success(let value): negotiated = value
         case .failure(let error):
             span?.fail(error.message)
@@ -255,7 +262,7 @@ public final class Gateway: BackendObserver, Sendable {
             clientName: negotiated.clientName, issuedAt: Int64(Date().timeIntervalSince1970)
         )
         let id = sealer.seal(claims)
-        let session = SessionState(id: id, claims: claims, transport: transport)
+        let session = SessionState(id: id, claims: claims, transport: transport, replayBuffer: configuration.sessions.replayBuffer)
         let admission = sessions.withLockedValue { $0.admit(id: id, claims: claims, attachment: session, now: Self.now()) }
         switch admission {
         case .full(let retryAfter):
@@ -313,8 +320,9 @@ public final class Gateway: BackendObserver, Sendable {
             telemetry.metrics.sessionFailures(reason: "forbidden").increment()
             return .notFound
         }
+        let replayBuffer = configuration.sessions.replayBuffer
         let outcome = sessions.withLockedValue { table in
-            table.lookup(id: id, claims: claims, now: now) { SessionState(id: id, claims: claims) }
+            table.lookup(id: id, claims: claims, now: now) { SessionState(id: id, claims: claims, replayBuffer: replayBuffer) }
         }
         switch outcome {
         case .live(let session): return .found(session)
@@ -358,6 +366,7 @@ public final class Gateway: BackendObserver, Sendable {
             telemetry.metrics.sessionEnded(lifetime: .milliseconds(max(0, Int64((now - Double(session.claims.issuedAt)) * 1000))))
             session.end()
             for backend in backends { backend.sessionEnded(session.id) }
+            dropSubscriptions(of: session.id)
             logger.info("session ended", metadata: ["session": "\(session.logID)", "reason": "\(reason)"])
         }
     }
@@ -388,6 +397,18 @@ public final class Gateway: BackendObserver, Sendable {
             observation.finish(isToolCall ? .rejected : .error, error: refusal)
             return
         }
+        if request.method == "logging/setLevel" {
+            observation.resolve(tool: nil, backend: nil)
+            switch setLogLevel(request, session: session) {
+            case .success(let value):
+                reply.sendResponse(JSONRPCEncoder.response(id: request.id, result: value))
+                observation.finish(.ok)
+            case .failure(let error):
+                reply.sendResponse(JSONRPCEncoder.error(id: request.id, error))
+                observation.finish(.error, error: error)
+            }
+            return
+        }
         switch current.router.route(request, catalog: catalog, context: context) {
         case .result(let value):
             resolveRefusedCall()
@@ -412,6 +433,8 @@ public final class Gateway: BackendObserver, Sendable {
             reply.sendInsufficientScope(scopes, response: JSONRPCEncoder.error(id: request.id, error))
             auditTrail?.recordRejected(request, catalog: catalog, context: context, started: started, traceID: traceID)
             observation.finish(.rejected, error: error)
+        case .forward(let route):
+            forward(route, request: request, session: session, context: context, current: current, eventLoop: eventLoop, reply: reply, observation: observation)
         case .callTool(let route):
             observation.resolve(tool: route.tool.exposedName, backend: route.tool.backend)
             guard let backend = current.byName[route.tool.backend] else {
@@ -457,7 +480,8 @@ public final class Gateway: BackendObserver, Sendable {
             if let traceParent = backendSpan?.link.traceParent ?? observation.link.traceParent {
                 params = traceParent.injected(into: params)
             }
-            let call = BackendCall(method: "tools/call", params: params, progressToken: route.progressToken, context: context, eventLoop: eventLoop)
+            let relay = CallRelay(execution: execution, session: session, eventLoop: eventLoop, timeout: backend.callTimeout)
+            let call = BackendCall(method: "tools/call", params: params, progressToken: route.progressToken, context: context, eventLoop: eventLoop, relay: relay)
             execution.start(backend: backend, call: call)
         }
     }
@@ -477,10 +501,10 @@ public final class Gateway: BackendObserver, Sendable {
         }
     }
 
-    /// A response from the client to a server-to-client request. The gateway sends none yet (sampling,
-    /// elicitation and roots relaying come with the full protocol surface), so it is acknowledged and dropped.
+    /// A response from the client to a request the gateway relayed from a backend (sampling, elicitation,
+    /// roots): routed back to that backend under its own id (ServerRequests.swift).
     public func handleResponse(_ response: JSONRPCResponse, session: SessionState) {
-        logger.debug("client response without a pending request dropped", metadata: ["id": "\(response.id)", "session": "\(session.logID)"])
+        routeClientResponse(response, session: session)
     }
 
     static func now() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds) }

@@ -110,7 +110,7 @@ extension Gateway {
                     "problems": "\(problems.map { "\($0.path.isEmpty ? "(arguments)" : $0.path): \($0.message)" }.joined(separator: "; "))",
                 ])
             },
-        ] + resilience.guards(applying: configuration), access: AccessPolicy(rules: accessRules))
+        ] + resilience.guards(applying: configuration), access: AccessPolicy(rules: accessRules), pagination: .configured(configuration))
     }
 
     /// Applies a new, already validated configuration (SIGHUP; issue 7, "Hot reload"): added backends start,

@@ -13,9 +13,11 @@ public final class SessionState: Sendable {
     public let logID: String
     /// `streamable_http`, `sse` or `stdio`: the label of `mcp_sessions_active` / `mcp_sessions_total`.
     public let transport: String
-    private let state = NIOLockedValueBox(Mutable())
+    /// Requests relayed from backends awaiting this client's answer, and its `logging/setLevel` level.
+    let clientRequests = ClientRequestTable()
+    let state = NIOLockedValueBox(Mutable())
 
-    private struct Mutable {
+    struct Mutable {
         var inFlight: [RequestID: ToolCallExecution] = [:]
         var getStream: (any ServerStream)?
         var nextStreamNumber = 1
@@ -23,16 +25,29 @@ public final class SessionState: Sendable {
         var ended = false
         /// Per exposed tool, the last failure an agent could recover from, and when (agent-layer metrics).
         var recentFailures: [String: (kind: AgentRecovery, at: NIODeadline)] = [:]
+        /// Resumability (SessionResumption.swift): what went out on the session's SSE streams, the number of
+        /// its current GET stream and that stream's last event number, and GETs resuming POST streams.
+        var replay = SessionReplayLog(limits: .init(eventsPerStream: 0))
+        var getStreamNumber: Int?
+        var getStreamLastEvent = 0
+        var followers: [Int: any ServerStream] = [:]
     }
 
     /// How long after a failure a success of the same tool still counts as recovering from it (CONTRACT.md).
     static let recoveryWindow = TimeAmount.seconds(60)
 
-    public init(id: String, claims: SessionClaims, transport: String = "streamable_http") {
+    /// - Parameter replayBuffer: `sessions.replay_buffer`, the events kept per SSE stream for `Last-Event-ID`.
+    public init(id: String, claims: SessionClaims, transport: String = "streamable_http", replayBuffer: Int = 0) {
         self.id = id
         self.claims = claims
         self.logID = SessionLogID.short(id)
         self.transport = transport
+        state.withLockedValue { state in
+            state.replay = SessionReplayLog(limits: .init(eventsPerStream: replayBuffer))
+            // Stream numbers start at random, so an event id from another replica's copy of this session (or
+            // from before it was rebuilt from its sealed id) names no stream here instead of the wrong one.
+            state.nextStreamNumber = Int.random(in: 1...(1 << 31))
+        }
     }
 
     /// Remembers failures an agent can recover from and reports a recovery when the same tool then succeeds
@@ -106,6 +121,7 @@ public final class SessionState: Sendable {
     public func detachGetStream(_ stream: any ServerStream) {
         state.withLockedValue { state in
             if state.getStream === stream { state.getStream = nil }
+            state.followers = state.followers.filter { $0.value !== stream }
         }
     }
 
@@ -115,8 +131,11 @@ public final class SessionState: Sendable {
     /// Ends the session's GET stream, telling the client when to reconnect (an SSE `retry:` field,
     /// 2025-11-25/basic/transports#resumability-and-redelivery); the session itself goes on.
     /// Sends a server-initiated message on the session's GET stream (or the stdio pipe); false when the session
-    /// has no stream open to carry it (the client then sees the change at its next list request).
+    /// has no stream open to carry it (the client then sees the change at its next list request). A Streamable
+    /// HTTP GET stream whose connection dropped still takes it into the replay buffer, for the client to get
+    /// when it resumes with `Last-Event-ID` (true: queued, as digest §2.4 asks of a resumable stream).
     func sendToClient(_ message: [UInt8]) -> Bool {
+        if let handled = publishOnGetStream(message) { return handled }
         guard let stream = state.withLockedValue({ $0.ended ? nil : $0.getStream }) else { return false }
         stream.send(message)
         return true
@@ -128,6 +147,7 @@ public final class SessionState: Sendable {
             return state.getStream
         }
         stream?.close(reconnectAfter: delay)
+        for follower in takeFollowers() { follower.close(reconnectAfter: delay) }
     }
 
     /// The session is over: close its stream and cancel what it has in flight.
@@ -137,11 +157,14 @@ public final class SessionState: Sendable {
             defer {
                 state.getStream = nil
                 state.inFlight.removeAll()
+                state.replay.removeAll()
             }
             return (state.getStream, Array(state.inFlight.values))
         }
         stream?.close()
+        for follower in takeFollowers() { follower.close() }
         for execution in executions { execution.cancel(reason: "the session ended") }
+        clientRequests.end()
     }
 }
 

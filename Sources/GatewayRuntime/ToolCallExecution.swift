@@ -81,6 +81,15 @@ final class ToolCallExecution: BackendCallSink, @unchecked Sendable {
         }
     }
 
+    /// Sends a message related to this call (a backend's request to the client, its log message) on the call's
+    /// own stream, on the event loop; false once the call has ended, when the message must go elsewhere.
+    func sendRelatedIfOpen(_ message: [UInt8]) -> Bool {
+        eventLoop.preconditionInEventLoop()
+        guard !finished else { return false }
+        reply.sendRelated(message)
+        return true
+    }
+
     /// The client cancelled (or its session ended): tell the backend, send nothing.
     func cancel(reason: String) {
         onLoop { [self] in

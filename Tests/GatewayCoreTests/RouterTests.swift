@@ -147,7 +147,7 @@ import Testing
         #expect(negotiated.clientCapabilities["sampling"] != nil)
         #expect(negotiated.result["protocolVersion"] == "2025-06-18")
         #expect(negotiated.result["serverInfo"]?["name"] == "mcp-gateway")
-        #expect(negotiated.result["capabilities"] == ["tools": ["listChanged": true]])
+        #expect(negotiated.result["capabilities"] == ["tools": ["listChanged": true], "logging": .object(JSONObject())])
     }
 
     @Test func initializeWithoutAVersionIsInvalidParams() {

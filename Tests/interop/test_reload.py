@@ -82,7 +82,7 @@ def test_reload_adds_removes_replaces_and_notifies_live_sessions(gateways: Gatew
                 async def next_message() -> dict[str, Any]:
                     while True:
                         text = await lines.__anext__()
-                        if text.startswith("data: "):
+                        if text.startswith("data: ") and text[6:]:  # not a 2025-11-25 priming event (empty data)
                             return json.loads(text[6:])
 
                 note = await asyncio.wait_for(next_message(), timeout=10)

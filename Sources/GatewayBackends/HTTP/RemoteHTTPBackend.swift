@@ -65,6 +65,9 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
     private var everConnected = false
 
     private let published = NIOLockedValueBox<(tools: [JSONObject], state: BackendHealthState)>(([], .starting))
+    /// The shared session's resources, templates and prompts (confined to `eventLoop`), and their published copy.
+    private var sharedFeatures = FeatureLists()
+    private let publishedListings = NIOLockedValueBox(BackendListings())
 
     static let maximumBodyBytes = 64 * 1024 * 1024
 
@@ -120,6 +123,11 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
     }
 
     public var tools: [JSONObject] { published.withLockedValue { $0.tools } }
+    public var listings: BackendListings {
+        var listings = publishedListings.withLockedValue { $0 }
+        listings.tools = tools
+        return listings
+    }
     public var isReady: Bool { published.withLockedValue { $0.state.isReady } }
     public var healthState: BackendHealthState { published.withLockedValue { $0.state } }
 
@@ -146,6 +154,10 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
                 self.everConnected = true
                 self.logger.info(recovered ? "remote backend reconnected" : "remote backend connected", metadata: self.sessionMetadata(session))
                 self.publish()
+                if recovered, let observer = self.observer as? any BackendResourceObserver {
+                    // A new upstream session knows no subscriptions: the gateway renews those its sessions hold.
+                    observer.backendLostSubscriptions(self.name)
+                }
             case .failure(let error):
                 self.connectionFailed(session, reason: self.describe(error))
             }
@@ -232,8 +244,10 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
             }
         }
         let done = initialized.flatMap { () -> EventLoopFuture<Void> in
-            guard session.listsTools, session.capabilities["tools"] != nil else { return self.eventLoop.makeSucceededVoidFuture() }
-            return self.listTools(session, cursor: nil, accumulated: []).map { session.tools = $0 }
+            guard session.listsTools else { return self.eventLoop.makeSucceededVoidFuture() }
+            let features = self.listFeatures(session, FeatureLists.methods(for: session.capabilities))
+            guard session.capabilities["tools"] != nil else { return features }
+            return self.listTools(session, cursor: nil, accumulated: []).map { session.tools = $0 }.and(features).map { _ in }
         }
         .withTimeout(handshakeTimeout, on: eventLoop, description: "the MCP handshake with the server at \(host)")
         .flatMapThrowing {
@@ -254,7 +268,7 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
     private func initialize(_ session: UpstreamSession) -> EventLoopFuture<Void> {
         controlRequest("initialize", params: [
             "protocolVersion": .string(ProtocolVersion.latest.rawValue),
-            "capabilities": .object(JSONObject()),
+            "capabilities": .object(RelayedServerRequest.declaredToBackends),
             "clientInfo": ["name": .string(GatewayVersion.name), "version": .string(GatewayVersion.version)],
         ], session: session).flatMapThrowing { result in
             let answered = result["protocolVersion"]?.stringValue ?? ""
@@ -278,6 +292,34 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
                 return self.listTools(session, cursor: next, accumulated: tools)
             }
             return self.eventLoop.makeSucceededFuture(tools)
+        }
+    }
+
+    /// Reads the shared session's resources, templates and prompts (each to its last page); a list the server
+    /// fails to give is logged and left empty rather than failing the handshake.
+    private func listFeatures(_ session: UpstreamSession, _ methods: [(method: String, key: String)]) -> EventLoopFuture<Void> {
+        let reads = methods.map { entry in
+            listAll(session, entry.method, key: entry.key, cursor: nil, accumulated: []).map { items in
+                self.sharedFeatures.set(entry.key, items)
+            }.recover { error in
+                self.logger.warning("remote backend did not list \(entry.key)", metadata: ["method": "\(entry.method)", "error": "\(self.describe(error))"])
+            }
+        }
+        return EventLoopFuture.andAllComplete(reads, on: eventLoop)
+    }
+
+    private func listAll(_ session: UpstreamSession, _ method: String, key: String, cursor: String?, accumulated: [JSONObject]) -> EventLoopFuture<[JSONObject]> {
+        var params = JSONObject()
+        if let cursor { params["cursor"] = .string(cursor) }
+        return controlRequest(method, params: params, session: session).flatMap { result in
+            var items = accumulated
+            for item in result[key]?.arrayValue ?? [] {
+                if let object = item.objectValue { items.append(object) }
+            }
+            if let next = result["nextCursor"]?.stringValue, !next.isEmpty, items.count < 100_000 {
+                return self.listAll(session, method, key: key, cursor: next, accumulated: items)
+            }
+            return self.eventLoop.makeSucceededFuture(items)
         }
     }
 
@@ -309,7 +351,15 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
             current = (tools, state)
             return changed
         }
-        if changed { observer?.backendToolsChanged(name) }
+        let listings = BackendListings(
+            capabilities: shared.capabilities, resources: sharedFeatures.resources,
+            resourceTemplates: sharedFeatures.resourceTemplates, prompts: sharedFeatures.prompts
+        )
+        let listingsChanged = publishedListings.withLockedValue { current -> Bool in
+            defer { current = listings }
+            return current != listings
+        }
+        if changed || listingsChanged { observer?.backendToolsChanged(name) }
     }
 
     private func sessionMetadata(_ session: UpstreamSession) -> Logger.Metadata {
@@ -582,7 +632,7 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
         }
         if let method = value(methodRange)?.stringValue {
             if let id = value(idRange).flatMap(RequestID.init) {
-                serverRequest(id: id, method: method, session: session)
+                serverRequest(id: id, method: method, params: value(paramsRange)?.objectValue, session: session)
             } else {
                 serverNotification(method: method, params: value(paramsRange)?.objectValue)
             }
@@ -610,13 +660,52 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
         }
     }
 
-    /// `ping` is answered; sampling, elicitation and roots are not relayed to clients by this backend kind
-    /// yet, and the server is told so plainly.
-    private func serverRequest(id: RequestID, method: String, session: UpstreamSession) {
-        let answer = method == "ping"
-            ? JSONRPCEncoder.response(id: id, result: .object(JSONObject()))
-            : JSONRPCEncoder.error(id: id, JSONRPCError(code: JSONRPCErrorCode.methodNotFound, message: "The gateway does not relay \(method) to clients"))
-        _ = postMessage(answer, session: session, what: "the answer to \(method)")
+    /// `ping` is answered here. Sampling, elicitation and roots go to the client of the one call in flight on
+    /// this upstream session (the same rule as stdio backends, StdioProcess.relatedRelay), and the client's
+    /// answer is POSTed back under the server's id; with no call or several, the server gets an error.
+    private func serverRequest(id: RequestID, method: String, params: JSONObject?, session: UpstreamSession) {
+        let what = "the answer to \(method)"
+        if method == "ping" {
+            _ = postMessage(JSONRPCEncoder.response(id: id, result: .object(JSONObject())), session: session, what: what)
+            return
+        }
+        guard RelayedServerRequest.capabilityByMethod[method] != nil else {
+            let refusal = JSONRPCError(code: JSONRPCErrorCode.methodNotFound, message: "The gateway does not relay \(method) to clients")
+            _ = postMessage(JSONRPCEncoder.error(id: id, refusal), session: session, what: what)
+            return
+        }
+        guard let relay = relatedRelay(session: session) else {
+            let refusal = JSONRPCError(
+                code: JSONRPCErrorCode.internalError,
+                message: "The gateway cannot tell which client \(method) is for: it relays it only while exactly one client call is in flight on this upstream session"
+            )
+            _ = postMessage(JSONRPCEncoder.error(id: id, refusal), session: session, what: what)
+            return
+        }
+        relay.relayRequest(method: method, params: params) { [weak self] reply in
+            guard let self else { return }
+            self.eventLoop.execute {
+                let answer: [UInt8]
+                switch reply {
+                case .result(let raw): answer = JSONRPCEncoder.response(id: id, rawResult: raw)
+                case .error(let error): answer = JSONRPCEncoder.error(id: id, error)
+                }
+                _ = self.postMessage(answer, session: session, what: what)
+            }
+        }
+    }
+
+    /// The relay of the only client call in flight (on `session`, when given): the call a server's request or
+    /// log message belongs to, since MCP messages from a server name no session. Nil when ambiguous or idle.
+    private func relatedRelay(session: UpstreamSession?) -> (any ClientRelay)? {
+        var only: (any ClientRelay)?
+        var calls = 0
+        for entry in pending.values {
+            guard case .call(let remote) = entry.kind, session == nil || entry.session === session else { continue }
+            calls += 1
+            only = remote.call.relay
+        }
+        return calls == 1 ? only : nil
     }
 
     private func serverNotification(method: String, params: JSONObject?) {
@@ -629,8 +718,19 @@ public final class RemoteHTTPBackend: Backend, @unchecked Sendable {
             remote.sink.backendProgress(forwarded)
         case "notifications/tools/list_changed":
             refreshTools()
+        case "notifications/resources/list_changed", "notifications/prompts/list_changed":
+            guard shared.state == .ready else { return }
+            listFeatures(shared, FeatureLists.methods(forListChanged: method, capabilities: shared.capabilities)).whenSuccess { self.publish() }
+        case "notifications/resources/updated":
+            guard let params, let observer = observer as? any BackendResourceObserver else { return }
+            observer.backendResourceUpdated(name, params: params, session: nil)
         case "notifications/message":
-            logger.info("backend log message", metadata: [
+            if let params, let relay = relatedRelay(session: nil) {
+                relay.relayLog(params)
+            } else if let params, let observer = observer as? any BackendLogObserver {
+                observer.backendLogMessage(name, params: params)
+            }
+            logger.debug("backend log message", metadata: [
                 "backend_level": "\(params?["level"]?.stringValue ?? "info")",
                 "data": "\(params?["data"].map { $0.jsonString } ?? "")",
             ])

@@ -40,6 +40,9 @@ public final class SessionStdioBackend: Backend, @unchecked Sendable {
     }
 
     public var tools: [JSONObject] { published.withLockedValue { $0.tools } }
+    /// What the probe process listed (each session's own process is not re-listed).
+    private let probedListings = NIOLockedValueBox(BackendListings())
+    public var listings: BackendListings { probedListings.withLockedValue { $0 } }
     public var isReady: Bool { published.withLockedValue { $0.ready } }
 
     /// Starts a probe process to learn the tool list, then stops it. A failed probe is retried with backoff
@@ -54,6 +57,7 @@ public final class SessionStdioBackend: Backend, @unchecked Sendable {
         guard !stopping else { return eventLoop.makeSucceededVoidFuture() }
         let probe = StdioProcess(backendName: name, config: config, eventLoop: eventLoop, logger: logger)
         return probe.start(handshakeTimeout: handshakeTimeout).flatMap {
+            self.probedListings.withLockedValue { $0 = probe.listings }
             self.published.withLockedValue { $0 = (probe.tools, true) }
             self.observer?.backendToolsChanged(self.name)
             return probe.terminate(grace: self.shutdownGrace)
@@ -91,6 +95,13 @@ public final class SessionStdioBackend: Backend, @unchecked Sendable {
         }
         let process = StdioProcess(backendName: name, config: config, eventLoop: eventLoop, logger: logger.with(session: session))
         processes[session] = process
+        process.relaysToLastCaller = true
+        // This process serves one session: its resource updates are for that session alone.
+        process.onFeatureNotification = { [weak self] method, params in
+            guard let self, method == "notifications/resources/updated", let params,
+                  let observer = self.observer as? any BackendResourceObserver else { return }
+            observer.backendResourceUpdated(self.name, params: params, session: session)
+        }
         process.onExit = { [weak self, weak process] _ in
             guard let self, let process, self.processes[session] === process else { return }
             self.processes[session] = nil

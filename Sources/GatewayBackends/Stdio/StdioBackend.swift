@@ -33,6 +33,8 @@ public final class SharedStdioBackend: Backend, @unchecked Sendable {
     private var crashLoop: CrashLoopBreaker
     // Read from any thread.
     private let published = NIOLockedValueBox<(tools: [JSONObject], state: BackendHealthState)>(([], .starting))
+    /// Capabilities, resources, templates and prompts of the first ready instance, published with the tools.
+    private let publishedListings = NIOLockedValueBox(BackendListings())
 
     private struct Slot {
         var process: StdioProcess?
@@ -63,6 +65,11 @@ public final class SharedStdioBackend: Backend, @unchecked Sendable {
     }
 
     public var tools: [JSONObject] { published.withLockedValue { $0.tools } }
+    public var listings: BackendListings {
+        var listings = publishedListings.withLockedValue { $0 }
+        listings.tools = tools
+        return listings
+    }
     public var isReady: Bool { published.withLockedValue { $0.state.isReady } }
     public var healthState: BackendHealthState { published.withLockedValue { $0.state } }
 
@@ -109,6 +116,19 @@ public final class SharedStdioBackend: Backend, @unchecked Sendable {
             guard let self, let process else { return }
             process.refreshTools().whenSuccess { self.publish() }
         }
+        process.onFeatureNotification = { [weak self, weak process] method, params in
+            guard let self, let process else { return }
+            if method == "notifications/resources/updated" {
+                guard let params, let observer = self.observer as? any BackendResourceObserver else { return }
+                observer.backendResourceUpdated(self.name, params: params, session: nil)
+            } else {
+                process.refreshFeatures(after: method).whenSuccess { self.publish() }
+            }
+        }
+        process.onUnrelatedLog = { [weak self] params in
+            guard let self, let observer = self.observer as? any BackendLogObserver else { return }
+            observer.backendLogMessage(self.name, params: params)
+        }
         let started = process.start(handshakeTimeout: handshakeTimeout)
         started.whenComplete { result in
             switch result {
@@ -119,6 +139,10 @@ public final class SharedStdioBackend: Backend, @unchecked Sendable {
                     self.logger.notice("backend recovered from its crash loop; normal supervision resumes", metadata: ["instance": "\(index)"])
                 }
                 self.crashLoop.instanceStarted(now: now)
+                if self.slots[index].launches > 1, let observer = self.observer as? any BackendResourceObserver {
+                    // A restarted process knows no subscriptions: the gateway renews those its sessions hold.
+                    observer.backendLostSubscriptions(self.name)
+                }
                 self.publish()
             case .failure:
                 // The process is terminated by StdioProcess; its exit schedules the restart.
@@ -222,7 +246,13 @@ public final class SharedStdioBackend: Backend, @unchecked Sendable {
             current = (newTools, state)
             return changed
         }
-        if changed { observer?.backendToolsChanged(name) }
+        var listings = ready.first?.listings ?? publishedListings.withLockedValue { $0 }
+        listings.tools = []
+        let listingsChanged = publishedListings.withLockedValue { current -> Bool in
+            defer { current = listings }
+            return current != listings
+        }
+        if changed || listingsChanged { observer?.backendToolsChanged(name) }
     }
 
     public func call(_ call: BackendCall, sink: any BackendCallSink) -> any BackendInFlight {

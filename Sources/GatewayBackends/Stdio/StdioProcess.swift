@@ -15,13 +15,13 @@ final class StdioProcess: @unchecked Sendable {
 
     enum Pending {
         case handshake(EventLoopPromise<JSONValue>)
-        case call(sink: any BackendCallSink, clientToken: JSONValue?)
+        case call(sink: any BackendCallSink, clientToken: JSONValue?, relay: (any ClientRelay)?)
     }
 
     let backendName: String
     let eventLoop: any EventLoop
     private let config: StdioBackendConfig
-    private let logger: Logger
+    let logger: Logger
     private let maximumLineLength: Int
     private(set) var state: State = .idle
     private var child: ChildProcess?
@@ -36,6 +36,15 @@ final class StdioProcess: @unchecked Sendable {
     var onExit: ((ChildProcess.Exit?) -> Void)?
     /// Called on the event loop when the server says its tool list changed.
     var onToolsListChanged: (() -> Void)?
+    /// Set for a process that serves one session (`isolation: session`): a server request or log message that
+    /// arrives while no call is in flight still belongs to that session, reached through its last call's relay.
+    var relaysToLastCaller = false
+    private var lastRelay: (any ClientRelay)?
+    /// Requests of the server relayed to a client and not answered yet, by the server's id: the server may
+    /// cancel them (`notifications/cancelled`).
+    private var relayed: [RequestID: any RelayedRequest] = [:]
+    /// Called on the event loop with a `notifications/message` that no single call in flight explains.
+    var onUnrelatedLog: ((JSONObject) -> Void)?
     /// Called once on the event loop when the ready process has been silent for `health.interval` and then
     /// left a `ping` unanswered for `health.timeout`; the argument says so in words. Set before `start`, it
     /// turns the health checks on; the owner decides what to do (kill and replace the process).
@@ -47,6 +56,11 @@ final class StdioProcess: @unchecked Sendable {
 
     private(set) var tools: [JSONObject] = []
     private(set) var serverCapabilities = JSONObject()
+    /// Resources, resource templates and prompts, read at the handshake and on list_changed (StdioProcess+Lists.swift).
+    var featureLists = FeatureLists()
+    /// Called on the event loop with a server's `notifications/resources/list_changed`,
+    /// `notifications/prompts/list_changed` or `notifications/resources/updated`.
+    var onFeatureNotification: ((String, JSONObject?) -> Void)?
 
     var pid: Int32? { child?.pid }
     var inFlightCount: Int { pending.count }
@@ -112,15 +126,16 @@ final class StdioProcess: @unchecked Sendable {
             self.stderrChannel = channels.1
             return self.request("initialize", params: [
                 "protocolVersion": .string(ProtocolVersion.latest.rawValue),
-                "capabilities": .object(JSONObject()),
+                "capabilities": .object(RelayedServerRequest.declaredToBackends),
                 "clientInfo": ["name": "mcp-gateway", "version": .string(GatewayVersion.version)],
             ])
         }
         .flatMap { result -> EventLoopFuture<Void> in
             self.serverCapabilities = result["capabilities"]?.objectValue ?? JSONObject()
             self.notify("notifications/initialized", params: nil)
-            guard self.serverCapabilities["tools"] != nil else { return self.eventLoop.makeSucceededVoidFuture() }
-            return self.listTools(cursor: nil, accumulated: []).map { self.tools = $0 }
+            let features = self.listFeatures(FeatureLists.methods(for: self.serverCapabilities))
+            guard self.serverCapabilities["tools"] != nil else { return features }
+            return self.listTools(cursor: nil, accumulated: []).map { self.tools = $0 }.and(features).map { _ in }
         }
         .withTimeout(handshakeTimeout, on: eventLoop, description: "the MCP handshake with backend '\(backendName)'")
         .map {
@@ -187,7 +202,8 @@ final class StdioProcess: @unchecked Sendable {
             meta["progressToken"] = .number(JSONNumber(id))
             params["_meta"] = .object(meta)
         }
-        pending[id] = .call(sink: sink, clientToken: call.progressToken)
+        pending[id] = .call(sink: sink, clientToken: call.progressToken, relay: call.relay)
+        if relaysToLastCaller, let relay = call.relay { lastRelay = relay }
         handle.attach(process: self, id: id)
         write(JSONRPCRequest(id: RequestID(id), method: call.method, params: params).serialized())
     }
@@ -199,7 +215,7 @@ final class StdioProcess: @unchecked Sendable {
         notify("notifications/cancelled", params: ["requestId": .number(JSONNumber(id)), "reason": .string(reason)])
     }
 
-    private func request(_ method: String, params: JSONObject?) -> EventLoopFuture<JSONValue> {
+    func request(_ method: String, params: JSONObject?) -> EventLoopFuture<JSONValue> {
         let id = nextRequestID
         nextRequestID += 1
         let promise = eventLoop.makePromise(of: JSONValue.self)
@@ -271,7 +287,7 @@ final class StdioProcess: @unchecked Sendable {
         if let methodRange, let method = value(methodRange)?.stringValue {
             let params = value(paramsRange)?.objectValue
             if let id = value(idRange) {
-                serverRequest(id: id, method: method)
+                serverRequest(id: id, method: method, params: params)
             } else {
                 serverNotification(method: method, params: params)
             }
@@ -288,7 +304,7 @@ final class StdioProcess: @unchecked Sendable {
                 let error = value(errorRange).flatMap(JSONRPCError.init(json:)) ?? .internalError("malformed reply")
                 promise.fail(error)
             }
-        case .call(let sink, _):
+        case .call(let sink, _, _):
             if let resultRange {
                 sink.backendFinished(.result(Array(bytes[resultRange])))
             } else if let error = value(errorRange).flatMap(JSONRPCError.init(json:)) {
@@ -299,31 +315,85 @@ final class StdioProcess: @unchecked Sendable {
         }
     }
 
-    /// A request from the server. `ping` is answered; relaying sampling, elicitation and roots to clients comes
-    /// with the full protocol surface, until then the server is told plainly that the method is unavailable.
-    private func serverRequest(id: JSONValue, method: String) {
+    /// A request from the server. `ping` is answered here. `sampling/createMessage`, `elicitation/create` and
+    /// `roots/list` go to the client whose call caused them (`relatedRelay`), and its answer comes back under the
+    /// server's own id; anything else, or a request no call explains, is refused with an error the server can log.
+    private func serverRequest(id: JSONValue, method: String, params: JSONObject?) {
         guard let requestID = RequestID(id) else { return }
         if method == "ping" {
             write(JSONRPCEncoder.response(id: requestID, result: .object(JSONObject())))
-        } else {
-            write(JSONRPCEncoder.error(id: requestID, JSONRPCError(code: JSONRPCErrorCode.methodNotFound, message: "The gateway does not relay \(method) to clients")))
+            return
         }
+        guard RelayedServerRequest.capabilityByMethod[method] != nil else {
+            write(JSONRPCEncoder.error(id: requestID, JSONRPCError(code: JSONRPCErrorCode.methodNotFound, message: "The gateway does not relay \(method) to clients")))
+            return
+        }
+        guard let relay = relatedRelay(params: params) else {
+            let inFlight = pending.values.count { if case .call = $0 { true } else { false } }
+            let why = inFlight == 0
+                ? "no client call is in flight on this backend process to relate it to"
+                : "\(inFlight) client calls from possibly different sessions are in flight on this shared backend process; send it while serving exactly one, name the call in params._meta.relatedRequestId, or use isolation: session"
+            write(JSONRPCEncoder.error(id: requestID, JSONRPCError(code: JSONRPCErrorCode.internalError, message: "The gateway cannot tell which client \(method) is for: \(why)")))
+            return
+        }
+        relayed[requestID] = relay.relayRequest(method: method, params: params) { [weak self] reply in
+            guard let self else { return }
+            self.eventLoop.execute {
+                guard self.relayed.removeValue(forKey: requestID) != nil else { return } // cancelled by the server
+                switch reply {
+                case .result(let raw): self.write(JSONRPCEncoder.response(id: requestID, rawResult: raw))
+                case .error(let error): self.write(JSONRPCEncoder.error(id: requestID, error))
+                }
+            }
+        }
+    }
+
+    /// The call a server request or log message belongs to (MCP messages from a server carry no session):
+    /// the call named by `params._meta.relatedRequestId` when the server names one of this process's request
+    /// ids; else the only call in flight; else, for a process serving one session, that session's last call
+    /// (its relay falls back to the session's GET stream). Several calls in flight on a shared process are
+    /// ambiguous: nil, so nothing reaches a session that did not cause it.
+    private func relatedRelay(params: JSONObject?) -> (any ClientRelay)? {
+        if let related = params?["_meta"]?["relatedRequestId"]?.intValue, case .call(_, _, let relay)? = pending[related] {
+            return relay
+        }
+        var only: (any ClientRelay)?
+        var calls = 0
+        for entry in pending.values {
+            guard case .call(_, _, let relay) = entry else { continue }
+            calls += 1
+            only = relay
+        }
+        if calls == 1, let only { return only }
+        if relaysToLastCaller { return lastRelay ?? only }
+        return nil
     }
 
     private func serverNotification(method: String, params: JSONObject?) {
         switch method {
         case "notifications/progress":
-            guard let params, let token = params["progressToken"]?.intValue, case .call(let sink, let clientToken)? = pending[token],
+            guard let params, let token = params["progressToken"]?.intValue, case .call(let sink, let clientToken, _)? = pending[token],
                   let clientToken else { return }
             var forwarded = params
             forwarded["progressToken"] = clientToken
             sink.backendProgress(forwarded)
         case "notifications/tools/list_changed":
             onToolsListChanged?()
+        case "notifications/cancelled":
+            guard let requested = params?["requestId"], let id = RequestID(requested), let request = relayed.removeValue(forKey: id) else { return }
+            request.cancel(reason: params?["reason"]?.stringValue)
+        case "notifications/resources/list_changed", "notifications/prompts/list_changed", "notifications/resources/updated":
+            onFeatureNotification?(method, params)
         case "notifications/message":
-            logger.info("backend log message", metadata: [
-                "backend_level": "\(params?["level"]?.stringValue ?? "info")",
-                "data": "\(params?["data"].map { $0.jsonString } ?? "")",
+            guard let params else { return }
+            if let relay = relatedRelay(params: params) {
+                relay.relayLog(params)
+            } else if let onUnrelatedLog {
+                onUnrelatedLog(params)
+            }
+            logger.debug("backend log message", metadata: [
+                "backend_level": "\(params["level"]?.stringValue ?? "info")",
+                "data": "\(params["data"].map { $0.jsonString } ?? "")",
             ])
         default:
             logger.debug("backend notification not relayed", metadata: ["method": "\(method)"])
@@ -414,7 +484,7 @@ final class StdioProcess: @unchecked Sendable {
         for (_, entry) in entries {
             switch entry {
             case .handshake(let promise): promise.fail(JSONRPCError.backendUnavailable(backendName, reason))
-            case .call(let sink, _): sink.backendFinished(.error(.backendUnavailable(backendName, reason)))
+            case .call(let sink, _, _): sink.backendFinished(.error(.backendUnavailable(backendName, reason)))
             }
         }
         failWaiting(reason: reason)

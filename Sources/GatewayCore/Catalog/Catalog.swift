@@ -72,6 +72,17 @@ public struct Catalog: Sendable {
     public private(set) var renamed: [(exposed: String, backend: String, original: String)] = []
     /// The `tools/list` result, serialised once per catalog.
     public private(set) var toolsListResult: [UInt8] = []
+    /// A hash of the tool list, sealed into `tools/list` cursors so a cursor outlives no change of the list.
+    public var toolsGeneration: UInt64 { FeatureCatalog.fnv1a64(toolsListResult) }
+    /// Resources, resource templates and prompts (ResourceCatalog.swift).
+    public private(set) var features = FeatureCatalog()
+
+    /// Adds the backends' resources, templates and prompts; their problems join the tool problems, for the
+    /// log and `check --probe`.
+    public mutating func attach(features: FeatureCatalog) {
+        self.features = features
+        problems += features.problems
+    }
 
     public init(separator: String = "__", prefixMode: PrefixMode = .always) {
         self.separator = separator

@@ -5,6 +5,8 @@ public enum RouteDecision: Sendable {
     case rawResult([UInt8])
     case error(JSONRPCError)
     case callTool(ToolCallRoute)
+    /// A resource, prompt or completion request for one backend (RouterFeatures.swift).
+    case forward(ForwardRoute)
     /// The principal lacks scopes the tool's backend requires (step-up): HTTP 403 `insufficient_scope` naming
     /// them; in stdio mode, -32005.
     case insufficientScope(scopes: [String], error: JSONRPCError)
@@ -38,36 +40,51 @@ public protocol ToolCallGuard: Sendable {
 public struct Router: Sendable {
     public var guards: [any ToolCallGuard]
     public var access: AccessPolicy
+    /// Page size and cursor sealing for the merged lists (`tools.page_size`).
+    public var pagination: Pagination
 
-    public init(guards: [any ToolCallGuard] = [], access: AccessPolicy = AccessPolicy()) {
+    public init(guards: [any ToolCallGuard] = [], access: AccessPolicy = AccessPolicy(), pagination: Pagination = .onePage) {
         self.guards = guards
         self.access = access
+        self.pagination = pagination
     }
 
     /// The capabilities the gateway really serves (lifecycle#capability-negotiation, MUST item 3): tools, until
     /// resources, prompts and logging are proxied. `listChanged` is claimed because the gateway emits
     /// `notifications/tools/list_changed` itself whenever its merged list changes (a backend's own notification,
     /// a backend restart with other tools, a reload).
-    public static let serverCapabilities: JSONObject = ["tools": ["listChanged": true]]
+    /// `logging` is served by the gateway itself: `logging/setLevel` per session, backends' `notifications/message`
+    /// filtered by it (GatewayRuntime/ServerRequests.swift).
+    public static let serverCapabilities: JSONObject = ["tools": ["listChanged": true], "logging": .object(JSONObject())]
+
+    /// The static capabilities plus what the catalog's backends offer of resources, prompts and completions.
+    public static func serverCapabilities(for catalog: Catalog) -> JSONObject {
+        var capabilities = serverCapabilities
+        for (key, value) in catalog.features.capabilities { capabilities[key] = value }
+        return capabilities
+    }
 
     public func route(_ request: JSONRPCRequest, catalog: Catalog, context: RequestContext) -> RouteDecision {
         switch request.method {
         case "ping":
             return .result(.object(JSONObject()))
         case "tools/list":
-            if let cursor = request.params?["cursor"], !cursor.isNull {
-                // The whole merged list is one page, so no cursor of ours exists (server/utilities/pagination).
+            let cursor = request.params?["cursor"]
+            let firstPage = cursor == nil || cursor?.isNull == true
+            // The cached, serialised list answers the common case: one page, the same for everyone.
+            if firstPage, !access.isolates, catalog.tools.count <= pagination.pageSize { return .rawResult(catalog.toolsListResult) }
+            if !firstPage, pagination.sealer == nil {
+                // No cursor of ours exists (server/utilities/pagination).
                 return .error(.invalidParams("Invalid cursor: tools/list returns every tool on one page and issues no cursors"))
             }
-            guard access.isolates else { return .rawResult(catalog.toolsListResult) }
             let visible = catalog.tools.filter { access.canSee(backend: $0.backend, principal: context.principal) }
-            return .result(["tools": .array(visible.map { .object($0.descriptor) })])
+            return listPage(visible.map(\.descriptor), key: "tools", generation: catalog.toolsGeneration, cursor: cursor)
         case "tools/call":
             return routeToolCall(request, catalog: catalog, context: context)
         case "initialize":
             return .error(.invalidRequest("initialize may only be sent once, as the first request of a session"))
         default:
-            return .error(.methodNotFound(request.method))
+            return routeFeature(request, catalog: catalog, context: context) ?? .error(.methodNotFound(request.method))
         }
     }
 
@@ -115,7 +132,9 @@ public enum Lifecycle {
         public var result: JSONValue
     }
 
-    public static func negotiate(_ params: JSONObject?, serverName: String, serverVersion: String) -> Result<Negotiated, JSONRPCError> {
+    public static func negotiate(
+        _ params: JSONObject?, serverName: String, serverVersion: String, capabilities serverCapabilities: JSONObject = Router.serverCapabilities
+    ) -> Result<Negotiated, JSONRPCError> {
         guard let params else { return .failure(.invalidParams("initialize needs params: protocolVersion, capabilities, clientInfo")) }
         guard let requested = params["protocolVersion"]?.stringValue else {
             return .failure(.invalidParams("initialize params.protocolVersion must be a string"))
@@ -132,7 +151,7 @@ public enum Lifecycle {
         serverInfo["version"] = .string(serverVersion)
         var result = JSONObject()
         result["protocolVersion"] = .string(version.rawValue)
-        result["capabilities"] = .object(Router.serverCapabilities)
+        result["capabilities"] = .object(serverCapabilities)
         result["serverInfo"] = .object(serverInfo)
         return .success(Negotiated(
             version: version,

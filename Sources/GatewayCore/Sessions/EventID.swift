@@ -4,7 +4,7 @@
 /// MCP 2025-11-25/basic/transports#resumability-and-redelivery), and the stream number tells the gateway which
 /// stream to resume, so the text must round-trip exactly.
 public struct SSEEventID: Sendable, Hashable, CustomStringConvertible {
-    /// Which stream of the session (1 is the first).
+    /// Which stream of the session (each replica's copy of a session starts at a random number and counts up).
     public var stream: Int
     /// Which event within that stream (1 is the first).
     public var event: Int

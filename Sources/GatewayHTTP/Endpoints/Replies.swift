@@ -29,18 +29,22 @@ final class PostReply: ReplyChannel {
         responder.respondJSON(status: .forbidden, response, headers: challenges.insufficientScopeHeaders(scopes))
     }
 
+    /// The first related message turns the answer into an event stream, which on 2025-11-25 opens with a
+    /// priming event (an id, empty data) so the client can resume it from the start (SessionResumption.swift).
     func sendRelated(_ message: [UInt8]) {
         if responder.state == .pending {
             streamNumber = session.nextStreamNumber()
             responder.startEventStream()
+            if session.sendsPrimingEvents { emit([]) }
         }
-        responder.writeStream(ServerSentEvents.event(id: nextEventID(), data: message))
+        emit(message)
     }
 
     func sendResponse(_ message: [UInt8]) {
         if responder.state == .streaming {
-            responder.writeStream(ServerSentEvents.event(id: nextEventID(), data: message))
+            emit(message)
             responder.endStream()
+            session.postStreamFinished(streamNumber)
         } else {
             responder.respondJSON(message)
         }
@@ -50,11 +54,16 @@ final class PostReply: ReplyChannel {
     func finishWithoutResponse() {
         if responder.state == .pending { responder.startEventStream() }
         responder.endStream()
+        if streamNumber > 0 { session.postStreamFinished(streamNumber) }
     }
 
-    private func nextEventID() -> String {
+    /// Writes one event and hands it to the session, which keeps it for a `Last-Event-ID` resumption (the
+    /// client may have lost this connection; the request goes on, MUST item 20).
+    private func emit(_ data: [UInt8]) {
         eventNumber += 1
-        return "\(streamNumber)-\(eventNumber)"
+        let event = ReplayEvent(id: SSEEventID(stream: streamNumber, event: eventNumber), data: data)
+        responder.writeStream(ServerSentEvents.event(id: event.id.description, data: data))
+        session.postStreamEvent(event)
     }
 }
 
@@ -115,17 +124,16 @@ final class BatchCollector {
     }
 }
 
-/// A session's GET stream: open until the client leaves or the session ends, with keep-alive comments.
-/// Confined to the connection's event loop; `close()` may come from any thread and hops there.
-final class GetStream: ServerStream, @unchecked Sendable {
+/// A session's GET stream: open until the client leaves or the session ends, with keep-alive comments; also
+/// the GET that resumes a POST stream after `Last-Event-ID`, which ends with that POST's response.
+/// Confined to the connection's event loop; `send` and `close()` may come from any thread and hop there.
+final class GetStream: EventStream, @unchecked Sendable {
     private let responder: HTTPResponder
     private let session: SessionState
     private let gateway: Gateway
     private let eventLoop: any EventLoop
     private var keepAlive: RepeatedTask?
     private var closed = false
-    private var streamNumber = 0
-    private var eventNumber = 0
 
     init(responder: HTTPResponder, session: SessionState, gateway: Gateway) {
         self.responder = responder
@@ -146,13 +154,20 @@ final class GetStream: ServerStream, @unchecked Sendable {
         eventLoop.execute { [self] in finish() }
     }
 
-    /// A notification on the stream, as an SSE event whose id names this stream (transports#resumability).
+    /// An event numbered by the session, whose id names this stream (transports#resumability-and-redelivery).
+    func send(_ event: ReplayEvent) {
+        eventLoop.execute { [self] in
+            guard !closed else { return }
+            responder.writeStream(ServerSentEvents.event(id: event.id.description, data: event.data))
+        }
+    }
+
+    /// A message without an id. The session numbers everything it sends on a Streamable HTTP stream
+    /// (`send(_: ReplayEvent)`); this is only the `ServerStream` fallback.
     func send(_ message: [UInt8]) {
         eventLoop.execute { [self] in
             guard !closed else { return }
-            if streamNumber == 0 { streamNumber = session.nextStreamNumber() }
-            eventNumber += 1
-            responder.writeStream(ServerSentEvents.event(id: "\(streamNumber)-\(eventNumber)", data: message))
+            responder.writeStream(ServerSentEvents.event(id: nil, data: message))
         }
     }
 

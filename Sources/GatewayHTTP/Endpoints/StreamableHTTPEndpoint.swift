@@ -156,7 +156,8 @@ struct StreamableHTTPEndpoint: Sendable {
     // MARK: - GET
 
     /// The session's server-to-client stream (transports#listening-for-messages-from-the-server), with
-    /// keep-alive comments every `server.sse_keepalive` so proxies do not cut it.
+    /// keep-alive comments every `server.sse_keepalive` so proxies do not cut it; with `Last-Event-ID`, the
+    /// resumption of a stream (StreamResumption.swift).
     private func get(_ request: HTTPRequestContext, responder: HTTPResponder) {
         let accept = Self.acceptHeader(request.headers) ?? "*/*"
         guard MediaTypes.accepts(accept, "text/event-stream") else {
@@ -166,14 +167,7 @@ struct StreamableHTTPEndpoint: Sendable {
         guard let versionHeader = checkVersionHeader(request.headers, responder: responder) else { return }
         if refuseWhileDraining(responder) { return }
         guard let session = resolveSession(request, versionHeader: versionHeader, responder: responder) else { return }
-        let stream = GetStream(responder: responder, session: session, gateway: gateway)
-        guard session.attachGetStream(stream) else {
-            responder.respond(Self.error(.conflict, .invalidRequest("this session already has an open GET stream; close it before opening another")))
-            return
-        }
-        gateway.adjustBusy(session, by: 1)
-        responder.startEventStream()
-        stream.startKeepAlive(every: keepAliveInterval)
+        openServerStream(request, session: session, responder: responder)
     }
 
     // MARK: - DELETE
