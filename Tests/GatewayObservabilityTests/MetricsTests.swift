@@ -65,7 +65,7 @@ struct MetricsTests {
         #expect(GatewayMetrics.durationBuckets == GatewayMetrics.durationBuckets.sorted())
     }
 
-    @Test("disabled metrics record nothing on the request path")
+    @Test("with metrics.enabled false the request path records nothing")
     func disabled() {
         let metrics = GatewayMetrics(enabled: false)
         metrics.jsonrpcError(code: -32601, method: "x")

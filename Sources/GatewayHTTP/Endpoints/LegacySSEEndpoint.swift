@@ -125,20 +125,7 @@ struct LegacySSEEndpoint: Sendable {
             responder.respond(Self.error(.unsupportedMediaType, .invalidRequest("Content-Type must be application/json")))
             return
         }
-        let bytes: [UInt8] = body.map { Array($0.readableBytesView) } ?? []
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(bytes, maxDepth: maxJSONDepth)
-        } catch {
-            let message: String
-            if case .depthLimitExceeded(let limit) = error.kind {
-                message = "JSON nested deeper than the limit of \(limit) (server.limits.max_json_depth)"
-            } else {
-                message = error.description
-            }
-            responder.respond(Self.error(.badRequest, .parse(message)))
-            return
-        }
+        guard let value = MessageBody.parse(body, maxDepth: maxJSONDepth, responder: responder) else { return }
         // 2024-11-05 has no batching (digest §1.7): one message per POST.
         if case .array = value {
             responder.respond(Self.error(.badRequest, .invalidRequest("JSON-RPC batches are not part of the HTTP+SSE transport (protocol 2024-11-05); POST one message at a time")))

@@ -54,20 +54,7 @@ struct StreamableHTTPEndpoint: Sendable {
         }
         guard let versionHeader = checkVersionHeader(headers, responder: responder) else { return }
 
-        let bytes: [UInt8] = body.map { Array($0.readableBytesView) } ?? []
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(bytes, maxDepth: maxJSONDepth)
-        } catch {
-            let message: String
-            if case .depthLimitExceeded(let limit) = error.kind {
-                message = "JSON nested deeper than the limit of \(limit) (server.limits.max_json_depth)"
-            } else {
-                message = error.description
-            }
-            responder.respond(Self.error(.badRequest, .parse(message)))
-            return
-        }
+        guard let value = MessageBody.parse(body, maxDepth: maxJSONDepth, responder: responder) else { return }
 
         if case .array(let elements) = value {
             postBatch(elements, request: request, versionHeader: versionHeader, responder: responder, trace: trace)
@@ -227,6 +214,26 @@ struct StreamableHTTPEndpoint: Sendable {
     /// An HTTP-level refusal carrying a JSON-RPC error with no id (transports#sending-messages-to-the-server).
     static func error(_ status: HTTPResponseStatus, _ error: JSONRPCError, headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
         .json(status, JSONRPCEncoder.error(id: nil, error), headers: headers)
+    }
+}
+
+/// A POSTed JSON-RPC body, parsed under `server.limits.max_json_depth` (shared by both HTTP transports).
+/// Malformed JSON is HTTP 400 with -32700; too deep names the limit (CONTRACT.md, "MCP behaviour").
+enum MessageBody {
+    static func parse(_ body: ByteBuffer?, maxDepth: Int, responder: HTTPResponder) -> JSONValue? {
+        let bytes: [UInt8] = body.map { Array($0.readableBytesView) } ?? []
+        do {
+            return try JSONParser.parse(bytes, maxDepth: maxDepth)
+        } catch {
+            let message: String
+            if case .depthLimitExceeded(let limit) = error.kind {
+                message = "JSON nested deeper than the limit of \(limit) (server.limits.max_json_depth)"
+            } else {
+                message = error.description
+            }
+            responder.respond(StreamableHTTPEndpoint.error(.badRequest, .parse(message)))
+            return nil
+        }
     }
 }
 
