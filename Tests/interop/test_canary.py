@@ -131,7 +131,8 @@ def test_failing_canary_is_rolled_back_and_stable_serves_every_later_call(gatewa
     while canary_processes(gw) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert canary_processes(gw) == [], "the rolled-back canary's process is still running"
-    assert gw.find_log(lambda r: r.get("msg") == "rolled-back canary version stopped" and r.get("version") == "canary")
+    # The line is written once the stop completes, which can trail the process's exit by a moment.
+    assert gw.wait_log(lambda r: r.get("msg") == "rolled-back canary version stopped" and r.get("version") == "canary", timeout=10)
     assert len([r for r in gw.logs() if is_rollback(r)]) == 1, "rolled back once"
 
 
