@@ -277,8 +277,8 @@ def test_remote_server_down_gives_32001_then_recovers(gateways: GatewayPool, rem
         raise AssertionError(f"the backend did not recover after the server came back: {last!r}")
 
     run(go())
-    assert gw.find_log(lambda r: r.get("msg") == "remote backend connection failed; retrying" and r.get("host") == f"127.0.0.1:{server.port}")
-    assert gw.find_log(lambda r: r.get("msg") == "remote backend reconnected" and r.get("backend") == "remote")
+    assert gw.wait_log(lambda r: r.get("msg") == "remote backend connection failed; retrying" and r.get("host") == f"127.0.0.1:{server.port}", timeout=5)
+    assert gw.wait_log(lambda r: r.get("msg") == "remote backend reconnected" and r.get("backend") == "remote", timeout=5)
     ready = httpx2.get(f"{gw.base}/readyz", timeout=5)
     assert ready.json()["backends"]["remote"] == "ready", ready.text
     metrics = httpx2.get(f"{gw.base}/metrics", timeout=5).text
@@ -305,7 +305,7 @@ def test_remote_session_404_reinitializes_and_retries(gateways: GatewayPool, rem
     run(go())
     initializes = [r for r in server.requests() if r["method"] == "POST" and r["session"] is None]
     assert len(initializes) == 2, server.requests()  # the first connection, and one re-initialization
-    assert gw.find_log(lambda r: r.get("msg") == "remote session expired (HTTP 404); re-initializing it")
+    assert gw.wait_log(lambda r: r.get("msg") == "remote session expired (HTTP 404); re-initializing it", timeout=5)
 
 
 def test_remote_per_client_sessions_end_with_delete(gateways: GatewayPool, remote) -> None:
@@ -440,7 +440,7 @@ def test_remote_legacy_sse_server_fallback(gateways: GatewayPool, remote, path: 
     requests = server.requests()
     assert any(r["method"] == "GET" and r["path"] == "/sse" for r in requests), requests
     assert any(r["method"] == "POST" and r["path"].startswith("/messages") for r in requests), requests
-    assert gw.find_log(lambda r: "HTTP+SSE" in str(r.get("msg", "")))
+    assert gw.wait_log(lambda r: "HTTP+SSE" in str(r.get("msg", "")), timeout=5)
 
 
 def test_remote_wrong_path_is_reported_with_both_transports(gateways: GatewayPool, remote) -> None:

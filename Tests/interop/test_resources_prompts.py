@@ -335,7 +335,7 @@ def test_two_backends_namespaced_prompts_and_duplicate_uri_by_backend_order(gate
             assert r.contents[0].text == "one: contents of test://static/1"
 
     run(go())
-    assert gw.find_log(lambda rec: rec.get("msg") == "catalog problem" and "test://static/1" in rec.get("error", "")), gw.stderr_tail()
+    assert gw.wait_log(lambda rec: rec.get("msg") == "catalog problem" and "test://static/1" in rec.get("error", ""), timeout=5), gw.stderr_tail()
 
 
 def test_check_probe_prints_a_uri_two_backends_serve(tmp_path: Path) -> None:
@@ -457,7 +457,7 @@ def test_subscriptions_are_renewed_after_the_backend_restarts(gateways: GatewayP
             assert (await notes.wait_for("notifications/resources/updated")) == [{"uri": "test://watched"}]
 
     run(go())
-    assert gw.find_log(lambda rec: rec.get("msg") == "renewing resource subscriptions at a restarted backend"), gw.stderr_tail()
+    assert gw.wait_log(lambda rec: rec.get("msg") == "renewing resource subscriptions at a restarted backend", timeout=5), gw.stderr_tail()
 
 
 def test_stdio_mode_serves_resources_prompts_and_updates(tmp_path: Path) -> None:

@@ -299,6 +299,6 @@ def test_crash_loop_fails_calls_fast_and_is_retried_after_the_cooldown(gateways:
             assert await backend_pid(s, "flaky__pid") != first
             status, body = readyz(gw.base)
             assert status == 200 and body["backends"]["flaky"] == "ready", body
-            assert gw.find_log(lambda r: r.get("msg") == "backend recovered from its crash loop; normal supervision resumes") is not None
+            assert gw.wait_log(lambda r: r.get("msg") == "backend recovered from its crash loop; normal supervision resumes", timeout=5) is not None
 
     run(go())
