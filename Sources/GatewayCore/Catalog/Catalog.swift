@@ -6,6 +6,15 @@ public enum PrefixMode: String, Sendable, CaseIterable {
     case conditional
     /// Never prefixed: a name that two backends list is an error (the first backend keeps it).
     case never
+
+    /// The name to expose (before sanitising) for a tool or prompt a backend lists, under this mode.
+    public func name(_ original: String, backend: String, separator: String, sharedWithAnotherBackend shared: Bool) -> String {
+        switch self {
+        case .always: return backend + separator + original
+        case .conditional: return shared ? backend + separator + original : original
+        case .never: return original
+        }
+    }
 }
 
 /// What a backend contributes to the catalog, with its tool filter.
@@ -121,12 +130,7 @@ public struct Catalog: Sendable {
         // 3. Exposed names, sanitised and shortened where needed; collisions reported.
         for candidate in candidates {
             let shared = (owners[candidate.original]?.count ?? 0) > 1
-            let wanted: String
-            switch prefixMode {
-            case .always: wanted = candidate.backend + separator + candidate.original
-            case .conditional: wanted = shared ? candidate.backend + separator + candidate.original : candidate.original
-            case .never: wanted = candidate.original
-            }
+            let wanted = prefixMode.name(candidate.original, backend: candidate.backend, separator: separator, sharedWithAnotherBackend: shared)
             let exposed = Self.exposedName(for: wanted)
             if exposed != wanted { renamed.append((exposed, candidate.backend, candidate.original)) }
             if let existing = byExposedName[exposed] {

@@ -129,12 +129,7 @@ public struct FeatureCatalog: Sendable {
         for candidate in promptCandidates { owners[candidate.original, default: []].insert(candidate.backend) }
         for candidate in promptCandidates {
             let shared = (owners[candidate.original]?.count ?? 0) > 1
-            let wanted: String
-            switch prefixMode {
-            case .always: wanted = candidate.backend + separator + candidate.original
-            case .conditional: wanted = shared ? candidate.backend + separator + candidate.original : candidate.original
-            case .never: wanted = candidate.original
-            }
+            let wanted = prefixMode.name(candidate.original, backend: candidate.backend, separator: separator, sharedWithAnotherBackend: shared)
             let exposed = Catalog.exposedName(for: wanted)
             if let existing = byPromptName[exposed] {
                 let other = prompts[existing]
